@@ -1,0 +1,89 @@
+"""Losses of the HRM: stablemax / softmax cross-entropy on tokens, plus the ACT Q-learning losses.
+
+As in the seed's `losses.py`: token losses are normalised per sequence (each example weighs the same whatever its
+label count), Q-halt is trained against "the whole answer is correct", Q-continue against the bootstrapped target
+from the next segment, and metrics count only rows that halted in this segment.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from hrm.model import Carry, HrmOutput
+
+IGNORE_INDEX = -100
+
+
+def _stablemax_s(x: torch.Tensor, eps: float = 1e-30) -> torch.Tensor:
+    return torch.where(x < 0, 1 / (1 - x + eps), x + 1)
+
+
+def log_stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Returns log of stablemax(x) = s(x) / Σ s(x), with s(x) = x + 1 for x ≥ 0 and 1 / (1 − x) otherwise."""
+    s = _stablemax_s(x)
+    return torch.log(s / s.sum(dim=dim, keepdim=True))
+
+
+def _on_labelled(loss_fn):
+    """Wraps a (N, V) × (N,) loss so it runs only on labelled positions and returns labels' shape (0 elsewhere).
+
+    Agent examples label a few answer slots out of many positions; skipping the rest saves most of the work over a
+    50,257-token vocabulary.
+    """
+
+    def per_token(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        valid = labels != IGNORE_INDEX
+        picked = loss_fn(logits[valid], labels[valid].long())
+        return torch.zeros(labels.shape, dtype=picked.dtype, device=labels.device).masked_scatter(valid, picked)
+
+    per_token.__doc__ = loss_fn.__doc__
+    return per_token
+
+
+@_on_labelled
+def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Returns the per-token stablemax cross-entropy (labels' shape; 0 where the label is IGNORE_INDEX), in fp64."""
+    return -log_stablemax(logits.double(), dim=-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+
+
+@_on_labelled
+def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Returns the per-token softmax cross-entropy (labels' shape; 0 where the label is IGNORE_INDEX), in fp32."""
+    return F.cross_entropy(logits.float(), labels, reduction="none")
+
+
+TOKEN_LOSSES = {"stablemax": stablemax_cross_entropy, "softmax": softmax_cross_entropy}
+
+
+def act_loss(carry: Carry, output: HrmOutput, loss_type: str = "stablemax",
+             continue_loss: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Returns (summed loss over the batch, summed metrics) for one segment.
+
+    loss = Σ_rows token_loss / labels_in_row + 0.5 (Q-halt BCE + Q-continue BCE). Metrics are sums over the rows
+    that halted in this segment ("count" of them), so they can be reduced across steps and ranks and then divided.
+    `continue_loss=False` drops the Q-continue term (as TRM does).
+    """
+    labels = carry.data["labels"]
+    with torch.no_grad():
+        mask = labels != IGNORE_INDEX
+        counts = mask.sum(-1)
+        divisor = counts.clamp_min(1).unsqueeze(-1)
+        correct = mask & (output.logits.argmax(-1) == labels)
+        seq_correct = correct.sum(-1) == counts
+        valid = carry.halted & (counts > 0)
+        metrics = {
+            "count": valid.sum(),
+            "accuracy": torch.where(valid, (correct.float() / divisor).sum(-1), 0).sum(),
+            "exact_accuracy": (valid & seq_correct).sum(),
+            "q_halt_accuracy": (valid & ((output.q_halt_logits >= 0) == seq_correct)).sum(),
+            "steps": torch.where(valid, carry.steps, 0).sum(),
+        }
+    token_loss = (TOKEN_LOSSES[loss_type](output.logits, labels) / divisor).sum()
+    q_halt_loss = F.binary_cross_entropy_with_logits(output.q_halt_logits, seq_correct.float(), reduction="sum")
+    loss = token_loss + 0.5 * q_halt_loss
+    metrics.update(lm_loss=token_loss.detach(), q_halt_loss=q_halt_loss.detach())
+    if continue_loss and output.target_q_continue is not None:
+        q_continue_loss = F.binary_cross_entropy_with_logits(output.q_continue_logits, output.target_q_continue,
+                                                             reduction="sum")
+        loss = loss + 0.5 * q_continue_loss
+        metrics["q_continue_loss"] = q_continue_loss.detach()
+    return loss, metrics

@@ -1,0 +1,277 @@
+"""The Hierarchical Reasoning Model with Adaptive Computation Time (Wang et al. 2025, arXiv:2506.21734).
+
+Two recurrent transformer modules: a slow high-level H and a fast low-level L. One *segment* runs
+H_cycles × L_cycles L-updates and H_cycles H-updates; L reads z_L + z_H + x, H reads z_H + z_L. Only the last L and
+the last H update carry gradient (the one-step gradient approximation); the carry is detached between segments
+(deep supervision). ACT: a Q head on the first position predicts (halt, continue); halted rows restart from fixed
+initial states with the next example. Mirrors the seed's `hrm_act_v1.py` but runs on any device and returns typed
+carries and outputs.
+"""
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from torch import nn
+
+from hrm.layers import Linear, ReasoningModule, RotaryEmbedding, trunc_normal_
+
+
+@dataclass(frozen=True)
+class HrmConfig:
+    """Architecture of an HRM. Saved in every checkpoint; `HrmConfig.preset(name)` gives the named sizes."""
+
+    vocab_size: int
+    """Token vocabulary size (50,257 for GPT-2's vocabulary, 11 for Sudoku)."""
+    seq_len: int
+    """Tokens per example (inputs and labels have this length)."""
+    num_tasks: int = 1
+    """Rows of the per-task (puzzle) embedding table; task ids lie in [0, num_tasks)."""
+    task_emb_dim: int = 0
+    """Width of the task embedding, prepended as ceil(task_emb_dim / hidden_size) extra positions; 0 disables it."""
+    hidden_size: int = 512
+    num_heads: int = 8
+    expansion: float = 4.0
+    """SwiGLU width factor (the inner width is 2/3 of expansion × hidden, rounded up to a multiple of 256)."""
+    H_layers: int = 4
+    L_layers: int = 4
+    H_cycles: int = 2
+    L_cycles: int = 2
+    halt_max_steps: int = 16
+    """The most ACT segments an example may use."""
+    halt_exploration_prob: float = 0.1
+    """In training, the chance that a row is forced to run a random minimum number of segments."""
+    pos_encoding: str = "rope"
+    """"rope" (rotary) or "learned" (an absolute position table)."""
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        if self.pos_encoding not in ("rope", "learned"):
+            raise ValueError(f"pos_encoding must be 'rope' or 'learned', got {self.pos_encoding!r}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.halt_max_steps < 1:
+            raise ValueError(f"halt_max_steps must be at least 1, got {self.halt_max_steps}")
+
+    @property
+    def task_emb_len(self) -> int:
+        """Number of prefix positions the task embedding occupies."""
+        return -(self.task_emb_dim // -self.hidden_size)
+
+    @staticmethod
+    def preset(name: str, **overrides) -> "HrmConfig":
+        """Returns the named preset's config with `overrides` applied."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown HRM preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return replace(PRESETS[name], **overrides)
+
+    def to_dict(self) -> dict:
+        """Returns the config as a plain dict (what checkpoints store)."""
+        return asdict(self)
+
+
+PRESETS = {
+    # The published Sudoku-Extreme configuration: 27,275,266 parameters (the task table is not counted, see
+    # Hrm.num_parameters). Sudoku has a single puzzle identifier, so the task embedding is one learned prefix token.
+    "sudoku-27m": HrmConfig(vocab_size=11, seq_len=81, num_tasks=1, task_emb_dim=512, hidden_size=512, num_heads=8,
+                            expansion=4.0, H_layers=4, L_layers=4, H_cycles=2, L_cycles=2, halt_max_steps=16),
+    # The agent's student on GPT-2's vocabulary. The untied 50,257 × 256 embedding and head are 25.7M parameters;
+    # five blocks with a 512-wide SwiGLU (expansion 3) bring the total to 29.0M (the 29.1M ± 2 % budget).
+    "agent-29m": HrmConfig(vocab_size=50257, seq_len=128, num_tasks=16, task_emb_dim=256, hidden_size=256,
+                           num_heads=8, expansion=3.0, H_layers=3, L_layers=2, H_cycles=2, L_cycles=2,
+                           halt_max_steps=8),
+}
+
+
+@dataclass
+class Carry:
+    """The ACT state carried from one segment to the next, one row per example in the batch."""
+
+    z_H: torch.Tensor  # (B, P+T, D) high-level state
+    z_L: torch.Tensor  # (B, P+T, D) low-level state
+    steps: torch.Tensor  # (B,) int32 segments run on the current example
+    halted: torch.Tensor  # (B,) bool: the row finished; the next segment starts it on a new example
+    data: dict[str, torch.Tensor] = field(default_factory=dict)  # the example each row is working on
+
+
+@dataclass
+class HrmOutput:
+    """What one segment produces."""
+
+    logits: torch.Tensor  # (B, T, V) token logits from z_H (task prefix dropped)
+    q_halt_logits: torch.Tensor  # (B,) fp32
+    q_continue_logits: torch.Tensor  # (B,) fp32
+    target_q_continue: torch.Tensor | None = None  # (B,) bootstrapped target, training only
+
+
+@dataclass
+class Prediction:
+    """Each row's outputs at the segment where it halted (see Hrm.predict)."""
+
+    logits: torch.Tensor  # (B, T, V) fp32
+    steps: torch.Tensor  # (B,) int32 segments used
+    q_halt_logits: torch.Tensor  # (B,) fp32
+
+
+class Hrm(nn.Module):
+    """HRM + ACT. `forward(carry, batch)` runs one segment; `predict(batch)` runs segments until every row halts.
+
+    A batch is a dict with "inputs" (B, T) token ids, "task_ids" (B,) and, for training, "labels" (B, T).
+    """
+
+    def __init__(self, config: HrmConfig):
+        super().__init__()
+        self.config = config
+        D = config.hidden_size
+        self.embed_scale = math.sqrt(D)
+        embed_std = 1.0 / self.embed_scale
+        self.embed_tokens = nn.Embedding(config.vocab_size, D)
+        trunc_normal_(self.embed_tokens.weight, std=embed_std)
+        self.lm_head = Linear(D, config.vocab_size, bias=False)
+        self.q_head = Linear(D, 2, bias=True)
+        if config.task_emb_dim > 0:
+            # Zero-initialised like the seed's puzzle embedding; trained with sign-SGD (hrm.optim.SignSGD).
+            self.task_emb = nn.Embedding(config.num_tasks, config.task_emb_dim)
+            nn.init.zeros_(self.task_emb.weight)
+        total_len = config.seq_len + config.task_emb_len
+        if config.pos_encoding == "rope":
+            self.rope = RotaryEmbedding(D // config.num_heads, total_len, config.rope_theta)
+        else:
+            self.embed_pos = nn.Parameter(trunc_normal_(torch.empty(total_len, D), std=embed_std))
+        block_args = (D, config.num_heads, config.expansion, config.norm_eps)
+        self.H_level = ReasoningModule(config.H_layers, *block_args)
+        self.L_level = ReasoningModule(config.L_layers, *block_args)
+        # Fixed (untrained) initial states that halted rows restart from.
+        self.register_buffer("H_init", trunc_normal_(torch.empty(D), std=1.0))
+        self.register_buffer("L_init", trunc_normal_(torch.empty(D), std=1.0))
+        # Q head starts strongly negative so early training does not halt at once (as the seed does).
+        with torch.no_grad():
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)
+
+    def num_parameters(self) -> int:
+        """Returns the trainable parameter count without the task-embedding table.
+
+        The table's size is set by the dataset (one row per puzzle identifier), not the architecture; the seed keeps
+        it as a buffer outside the parameter count, so the published 27,275,266 excludes it too.
+        """
+        task = self.task_emb.weight.numel() if self.config.task_emb_dim > 0 else 0
+        return sum(p.numel() for p in self.parameters()) - task
+
+    # --- one segment --------------------------------------------------------------------------------------------
+
+    def embed(self, inputs: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """Returns the scaled input embedding (B, P+T, D): task prefix, then tokens."""
+        x = self.embed_tokens(inputs)  # (B, T, D)
+        cfg = self.config
+        if cfg.task_emb_dim > 0:
+            prefix = self.task_emb(task_ids)  # (B, E)
+            pad = cfg.task_emb_len * cfg.hidden_size - cfg.task_emb_dim
+            prefix = nn.functional.pad(prefix, (0, pad)).view(-1, cfg.task_emb_len, cfg.hidden_size)
+            x = torch.cat((prefix.to(x.dtype), x), dim=1)  # (B, P+T, D)
+        if cfg.pos_encoding == "learned":
+            x = 0.707106781 * (x + self.embed_pos)  # 1/sqrt(2) keeps the forward variance
+        return self.embed_scale * x
+
+    def _rope(self):
+        return self.rope() if self.config.pos_encoding == "rope" else None
+
+    def segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor):
+        """One HRM segment with the one-step gradient; returns (z_H, z_L, logits, q_halt, q_continue)."""
+        cfg, rope = self.config, self._rope()
+        with torch.no_grad():
+            for h in range(cfg.H_cycles):
+                for l in range(cfg.L_cycles):
+                    if h < cfg.H_cycles - 1 or l < cfg.L_cycles - 1:
+                        z_L = self.L_level(z_L, z_H + x, rope)
+                if h < cfg.H_cycles - 1:
+                    z_H = self.H_level(z_H, z_L, rope)
+        # The last L and H updates carry the gradient (one-step approximation of the fixed-point gradient).
+        z_L = self.L_level(z_L, z_H + x, rope)
+        z_H = self.H_level(z_H, z_L, rope)
+        logits = self.lm_head(z_H[:, cfg.task_emb_len:])  # (B, T, V)
+        q = self.q_head(z_H[:, 0]).float()  # (B, 2)
+        return z_H, z_L, logits, q[:, 0], q[:, 1]
+
+    # --- ACT ----------------------------------------------------------------------------------------------------
+
+    def initial_carry(self, batch: dict[str, torch.Tensor]) -> Carry:
+        """Returns a carry whose rows are all halted, so the first segment loads the batch into every row."""
+        B = batch["inputs"].shape[0]
+        shape = (B, self.config.seq_len + self.config.task_emb_len, self.config.hidden_size)
+        device = batch["inputs"].device
+        return Carry(
+            z_H=self.H_init.expand(shape).clone(),
+            z_L=self.L_init.expand(shape).clone(),
+            steps=torch.zeros(B, dtype=torch.int32, device=device),
+            halted=torch.ones(B, dtype=torch.bool, device=device),
+            data={k: torch.empty_like(v) for k, v in batch.items()},
+        )
+
+    def forward(self, carry: Carry, batch: dict[str, torch.Tensor], adaptive: bool = False) -> tuple[Carry, HrmOutput]:
+        """Runs one segment: halted rows restart on `batch`'s example, the others continue. Returns (carry, output).
+
+        Training: a row halts at halt_max_steps or when Q-halt > Q-continue, after a random minimum number of steps
+        with probability halt_exploration_prob. Evaluation: a row halts at halt_max_steps, or, with `adaptive`,
+        as soon as Q-halt > Q-continue.
+        """
+        cfg = self.config
+        reset = carry.halted.view(-1, 1, 1)
+        z_H = torch.where(reset, self.H_init, carry.z_H)
+        z_L = torch.where(reset, self.L_init, carry.z_L)
+        steps = torch.where(carry.halted, 0, carry.steps)
+        data = {k: torch.where(carry.halted.view((-1,) + (1,) * (v.ndim - 1)), batch[k], v)
+                for k, v in carry.data.items()}
+
+        x = self.embed(data["inputs"], data["task_ids"])
+        z_H, z_L, logits, q_halt, q_continue = self.segment(z_H, z_L, x)
+        output = HrmOutput(logits, q_halt, q_continue)
+
+        with torch.no_grad():
+            steps = steps + 1
+            is_last = steps >= cfg.halt_max_steps
+            halted = is_last
+            if self.training and cfg.halt_max_steps > 1:
+                halted = halted | (q_halt > q_continue)
+                # Exploration: some rows must run a random number of segments in [2, max] before halting.
+                explore = torch.rand_like(q_halt) < cfg.halt_exploration_prob
+                min_steps = explore * torch.randint_like(steps, low=2, high=cfg.halt_max_steps + 1)
+                halted = halted & (steps >= min_steps)
+                # Q-learning target for "continue": the next segment's value (halt if that is the last step).
+                _, _, _, next_halt, next_continue = self.segment(z_H.detach(), z_L.detach(), x)
+                output.target_q_continue = torch.sigmoid(
+                    torch.where(is_last, next_halt, torch.maximum(next_halt, next_continue)))
+            elif adaptive:
+                halted = halted | (q_halt > q_continue)
+        return Carry(z_H.detach(), z_L.detach(), steps, halted, data), output
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, torch.Tensor], adaptive: bool = True) -> Prediction:
+        """Runs segments until every row halts; returns each row's outputs at the segment where it halted.
+
+        With `adaptive` a row stops once Q-halt > Q-continue; halt_max_steps stays the bound. Rows that halted drop
+        out of the batch, so later segments only compute the rows still thinking.
+        """
+        cfg = self.config
+        carry = self.initial_carry(batch)
+        x = self.embed(batch["inputs"], batch["task_ids"])
+        z_H, z_L = carry.z_H, carry.z_L
+        B = x.shape[0]
+        logits = torch.empty(B, cfg.seq_len, cfg.vocab_size, device=x.device)
+        steps = torch.full((B,), cfg.halt_max_steps, dtype=torch.int32, device=x.device)
+        q_halt_logits = torch.empty(B, device=x.device)
+        active = torch.arange(B, device=x.device)
+        for step in range(1, cfg.halt_max_steps + 1):
+            z_H, z_L, seg_logits, q_halt, q_continue = self.segment(z_H, z_L, x)
+            stop = torch.full_like(q_halt, step == cfg.halt_max_steps, dtype=torch.bool)
+            if adaptive:
+                stop |= q_halt > q_continue
+            logits[active[stop]] = seg_logits[stop].float()
+            steps[active[stop]] = step
+            q_halt_logits[active[stop]] = q_halt[stop]
+            keep = ~stop
+            if not keep.any():
+                break
+            active, z_H, z_L, x = active[keep], z_H[keep], z_L[keep], x[keep]
+        return Prediction(logits, steps, q_halt_logits)

@@ -1,0 +1,273 @@
+"""The HRM training core: one segment per step with the ACT carry kept across steps, as the seed trains.
+
+`Trainer` owns the model, the optimizers (AdamATan2 or AdamW for the network, SignSGD for the task embedding),
+the warmup + cosine schedule, mixed precision (bf16 autocast, or fp16 with a GradScaler), gradient clipping and
+checkpoints that resume bit for bit. `fit` drives it over a batch source with rich progress and a JSONL log.
+The batch source is a function of the step index, so a resumed run sees exactly the batches it would have seen.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from hrm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hrm.device import autocast, pick_device
+from hrm.losses import IGNORE_INDEX, TOKEN_LOSSES, act_loss
+from hrm.model import Carry, Hrm, HrmConfig
+from hrm.optim import AdamATan2, SignSGD, warmup_cosine
+from hrm.runlog import MetricsLog, format_metrics
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How an HRM is trained. Saved beside the model config in every checkpoint."""
+
+    total_steps: int = 1000
+    """Optimizer steps in the whole run (one ACT segment per step); the schedule ends here."""
+    lr: float = 1e-4
+    lr_min_ratio: float = 1.0
+    """The cosine floor as a fraction of lr (1.0 keeps lr constant after warmup, as the seed's recipes do)."""
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    optimizer: str = "adam-atan2"
+    """"adam-atan2" or "adamw"."""
+    task_emb_lr: float = 1e-2
+    task_emb_weight_decay: float = 0.1
+    loss_type: str = "stablemax"
+    """Token loss: "stablemax" or "softmax" cross-entropy."""
+    continue_loss: bool = True
+    """Train Q-continue on the bootstrapped target (False drops it, as TRM does)."""
+    grad_clip: float = 1.0
+    """Clip the network's gradient norm to this value; 0 disables clipping."""
+    mixed_precision: str = "none"
+    """"none" (fp32), "bf16" (autocast) or "fp16" (autocast + GradScaler)."""
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam-atan2", "adamw"):
+            raise ValueError(f"optimizer must be 'adam-atan2' or 'adamw', got {self.optimizer!r}")
+        if self.loss_type not in TOKEN_LOSSES:
+            raise ValueError(f"loss_type must be one of {', '.join(TOKEN_LOSSES)}, got {self.loss_type!r}")
+        if self.mixed_precision not in ("none", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be none, bf16 or fp16, got {self.mixed_precision!r}")
+
+
+def summarize(sums: dict[str, torch.Tensor], batch_size: int) -> dict[str, float]:
+    """Turns summed metrics into means: losses per example, the rest per counted (halted) example."""
+    count = float(sums["count"])
+    out = {"count": int(count)}
+    for key, value in sums.items():
+        if key == "count":
+            continue
+        divisor = batch_size if key.endswith("loss") else count
+        out[key] = float(value) / divisor if divisor else float("nan")
+    return out
+
+
+class Trainer:
+    """Trains an `Hrm`; `train_step(batch)` runs one segment and one optimizer step and returns its metrics."""
+
+    def __init__(self, model: Hrm, config: TrainConfig, device: torch.device | str | None = None):
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.model = model.to(self.device)
+        self.config = config
+        network = [p for name, p in model.named_parameters() if not name.startswith("task_emb.")]
+        if config.optimizer == "adam-atan2":
+            main = AdamATan2(network, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        else:
+            main = torch.optim.AdamW(network, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        self.network_params = network
+        self.optimizers: list[torch.optim.Optimizer] = [main]
+        self.base_lrs = [config.lr]
+        if model.config.task_emb_dim > 0:
+            self.optimizers.append(SignSGD([model.task_emb.weight], lr=config.task_emb_lr,
+                                           weight_decay=config.task_emb_weight_decay))
+            self.base_lrs.append(config.task_emb_lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.mixed_precision == "fp16")
+        self.step = 0
+        self.carry: Carry | None = None
+
+    def lr_scale(self) -> float:
+        """Returns the schedule's multiplier for the current step."""
+        c = self.config
+        return warmup_cosine(self.step, c.warmup_steps, c.total_steps, c.lr_min_ratio)
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        """Runs one ACT segment on the carried rows (halted rows take `batch`'s example) and one update."""
+        self.model.train()
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if self.carry is None:
+            self.carry = self.model.initial_carry(batch)
+        scale = self.lr_scale()
+        for opt, base_lr in zip(self.optimizers, self.base_lrs):
+            for group in opt.param_groups:
+                group["lr"] = base_lr * scale
+
+        with autocast(self.device, self.config.mixed_precision):
+            self.carry, output = self.model(self.carry, batch)
+            loss, sums = act_loss(self.carry, output, self.config.loss_type, self.config.continue_loss)
+        batch_size = batch["inputs"].shape[0]
+        self.scaler.scale(loss / batch_size).backward()
+        for opt in self.optimizers:
+            self.scaler.unscale_(opt)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.network_params, self.config.grad_clip or float("inf"))
+        for opt in self.optimizers:
+            self.scaler.step(opt)
+        self.scaler.update()
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        self.step += 1
+        return {"step": self.step, **summarize(sums, batch_size), "lr": self.config.lr * scale,
+                "grad_norm": float(grad_norm)}
+
+    # --- checkpoints --------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Returns everything a resumed run needs to continue bit for bit."""
+        carry = None if self.carry is None else {
+            "z_H": self.carry.z_H, "z_L": self.carry.z_L, "steps": self.carry.steps, "halted": self.carry.halted,
+            "data": self.carry.data}
+        return {
+            "model": self.model.state_dict(),
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "carry": carry,
+            "rng": {"cpu": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "model_config": self.model.config.to_dict(),
+            "train_config": asdict(self.config),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores a state from `state_dict()` (the model config must match)."""
+        self.model.load_state_dict(state["model"])
+        for opt, opt_state in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(opt_state)
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = state["step"]
+        c = state["carry"]
+        self.carry = None if c is None else Carry(
+            c["z_H"].to(self.device), c["z_L"].to(self.device), c["steps"].to(self.device),
+            c["halted"].to(self.device), {k: v.to(self.device) for k, v in c["data"].items()})
+        torch.set_rng_state(state["rng"]["cpu"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def save(self, path: str | Path, **extra) -> Path:
+        """Writes a checkpoint atomically (with `extra` entries such as a data cursor); returns its path."""
+        return save_checkpoint(path, {**self.state_dict(), **extra})
+
+    @classmethod
+    def resume(cls, path: str | Path, device: torch.device | str | None = None) -> "Trainer":
+        """Returns a Trainer rebuilt from a checkpoint: same model config, train config and state."""
+        state = load_checkpoint(path)
+        trainer = cls(Hrm(model_config_from(state, path)), train_config_from(state, path), device)
+        trainer.load_state_dict(state)
+        return trainer
+
+
+def model_config_from(state: dict, path: str | Path = "checkpoint") -> HrmConfig:
+    """Returns the HrmConfig stored in a checkpoint state."""
+    try:
+        return HrmConfig(**state["model_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} has no usable model config ({e})") from e
+
+
+def train_config_from(state: dict, path: str | Path = "checkpoint") -> TrainConfig:
+    """Returns the TrainConfig stored in a checkpoint state."""
+    known = {f.name for f in fields(TrainConfig)}
+    try:
+        raw = state["train_config"]
+        return TrainConfig(**{k: tuple(v) if k == "betas" else v for k, v in raw.items() if k in known})
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} has no usable train config ({e})") from e
+
+
+def load_model(path: str | Path, device: torch.device | str | None = None) -> Hrm:
+    """Returns the HRM stored in a checkpoint, in eval mode on `device`."""
+    state = load_checkpoint(path)
+    model = Hrm(model_config_from(state, path))
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path} does not match its model config ({str(e).splitlines()[0]})") from e
+    device = device if isinstance(device, torch.device) else pick_device(device)
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def evaluate(model: Hrm, batches: Iterable[Batch], loss_type: str = "stablemax", adaptive: bool = False,
+             mixed_precision: str = "none") -> dict[str, float]:
+    """Returns held-out metrics (accuracy, exact_accuracy, q_halt_accuracy, steps, lm_loss) over `batches`.
+
+    Each example runs until it halts (all halt_max_steps segments, or adaptively with `adaptive`).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    totals = {"count": 0.0, "accuracy": 0.0, "exact_accuracy": 0.0, "q_halt_accuracy": 0.0, "steps": 0.0,
+              "lm_loss": 0.0}
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        labels = batch["labels"]
+        with autocast(device, mixed_precision):
+            pred = model.predict(batch, adaptive=adaptive)
+        mask = labels != IGNORE_INDEX
+        counts = mask.sum(-1).clamp_min(1)
+        correct = mask & (pred.logits.argmax(-1) == labels)
+        seq_correct = correct.sum(-1) == mask.sum(-1)
+        totals["count"] += labels.shape[0]
+        totals["accuracy"] += float((correct.sum(-1) / counts).sum())
+        totals["exact_accuracy"] += float(seq_correct.sum())
+        totals["q_halt_accuracy"] += float(((pred.q_halt_logits >= 0) == seq_correct).sum())
+        totals["steps"] += float(pred.steps.sum())
+        totals["lm_loss"] += float((TOKEN_LOSSES[loss_type](pred.logits, labels).sum(-1) / counts).sum())
+    n = max(totals.pop("count"), 1.0)
+    return {k: v / n for k, v in totals.items()}
+
+
+def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *, eval_batches: Callable[[], Iterable[Batch]] | None = None,
+        eval_every: int = 0, checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
+        log: MetricsLog | None = None, log_every: int = 50, console: Console | None = None,
+        until: Callable[[dict], bool] | None = None) -> dict[str, float]:
+    """Trains from `trainer.step` to `total_steps`; returns the last metrics (eval metrics prefixed "eval_").
+
+    `batch_at(step)` gives the batch for a step. Every `eval_every` steps (and at the end) the model is evaluated on
+    `eval_batches()`; every `checkpoint_every` steps (and at the end) a checkpoint is written. `until(metrics)`
+    may stop the run early (for example once eval exact accuracy reaches a target).
+    """
+    console = console or Console(stderr=True)
+    total = trainer.config.total_steps
+    last: dict[str, float] = {}
+    columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[line]}"))
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("train", total=total, completed=trainer.step, line="")
+        while trainer.step < total:
+            metrics = trainer.train_step(batch_at(trainer.step))
+            last = metrics
+            done = trainer.step >= total
+            if eval_batches is not None and ((eval_every and trainer.step % eval_every == 0) or done):
+                evaluation = evaluate(trainer.model, eval_batches(), trainer.config.loss_type,
+                                      mixed_precision=trainer.config.mixed_precision)
+                last = {**metrics, **{f"eval_{k}": v for k, v in evaluation.items()}}
+            if log is not None and (trainer.step % log_every == 0 or done or len(last) > len(metrics)):
+                log.write(last)
+            if trainer.step % log_every == 0 or done or len(last) > len(metrics):
+                console.print(format_metrics(last))
+            if checkpoint_path and ((checkpoint_every and trainer.step % checkpoint_every == 0) or done):
+                trainer.save(checkpoint_path)
+            progress.update(task, completed=trainer.step, line=f"loss {metrics.get('lm_loss', float('nan')):.4f}")
+            if until is not None and until(last):
+                if checkpoint_path:
+                    trainer.save(checkpoint_path)
+                break
+    return last

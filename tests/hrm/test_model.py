@@ -1,0 +1,158 @@
+"""The HRM's mechanics: preset sizes, the one-step gradient, the ACT carry, adaptive halting."""
+
+import pytest
+import torch
+
+from hrm import Hrm, HrmConfig
+from tests.hrm.tiny import random_batch, tiny_config
+
+
+def test_sudoku_preset_has_the_published_parameter_count():
+    assert Hrm(HrmConfig.preset("sudoku-27m")).num_parameters() == 27_275_266
+
+
+def test_agent_preset_is_29_1m_within_2_percent():
+    model = Hrm(HrmConfig.preset("agent-29m"))
+    assert model.config.vocab_size == 50_257
+    assert model.embed_tokens.weight.data_ptr() != model.lm_head.weight.data_ptr()  # untied
+    assert abs(model.num_parameters() - 29.1e6) <= 0.02 * 29.1e6
+
+
+def test_unknown_preset_names_the_choices():
+    with pytest.raises(ValueError, match="agent-29m"):
+        HrmConfig.preset("gpt-5")
+
+
+@pytest.mark.parametrize("pos_encoding", ["rope", "learned"])
+def test_segment_output_shapes(pos_encoding):
+    config = tiny_config(pos_encoding=pos_encoding)
+    model = Hrm(config).eval()
+    batch = random_batch(config, batch_size=3)
+    carry, out = model(model.initial_carry(batch), batch)
+    assert out.logits.shape == (3, config.seq_len, config.vocab_size)
+    assert out.q_halt_logits.shape == out.q_continue_logits.shape == (3,)
+    assert carry.z_H.shape == (3, config.seq_len + config.task_emb_len, config.hidden_size)
+
+
+def test_gradient_flows_only_through_the_last_L_and_H_update():
+    config = tiny_config(H_cycles=2, L_cycles=3)
+    model = Hrm(config).train()
+    calls = {"L": [], "H": []}
+    model.L_level.register_forward_hook(lambda m, i, o: calls["L"].append(o.requires_grad))
+    model.H_level.register_forward_hook(lambda m, i, o: calls["H"].append(o.requires_grad))
+    batch = random_batch(config)
+    carry = model.initial_carry(batch)
+    z_H, z_L, logits, _, _ = model.segment(carry.z_H.requires_grad_(), carry.z_L.requires_grad_(),
+                                           model.embed(batch["inputs"], batch["task_ids"]))
+    # H_cycles × L_cycles = 6 L-updates and 2 H-updates; only the last of each is in the autograd graph.
+    assert calls["L"] == [False] * 5 + [True]
+    assert calls["H"] == [False, True]
+    logits.sum().backward()
+    assert carry.z_H.grad is None and carry.z_L.grad is None  # nothing flows into the incoming state
+    assert all(p.grad is not None for p in model.L_level.parameters())
+
+
+def test_carry_is_detached_between_segments():
+    config = tiny_config()
+    model = Hrm(config).train()
+    batch = random_batch(config)
+    carry, out = model(model.initial_carry(batch), batch)
+    assert out.logits.requires_grad
+    assert not carry.z_H.requires_grad and not carry.z_L.requires_grad
+
+
+def test_halted_rows_restart_on_the_new_example_and_the_others_keep_their_carry():
+    config = tiny_config()
+    model = Hrm(config).eval()
+    old, new = random_batch(config, batch_size=2, seed=1), random_batch(config, batch_size=2, seed=2)
+    carry, _ = model(model.initial_carry(old), old)  # both rows now work on `old`, one segment in
+    carry.halted = torch.tensor([True, False])
+    kept_z_H = carry.z_H[1].clone()
+
+    next_carry, out = model(carry, new)
+
+    # Row 0 halted: it takes the new example and starts from the fixed initial state, as a fresh carry would.
+    assert torch.equal(next_carry.data["inputs"][0], new["inputs"][0])
+    assert next_carry.steps.tolist() == [1, 2]
+    fresh_carry, fresh_out = model(model.initial_carry(new), new)
+    torch.testing.assert_close(out.logits[0], fresh_out.logits[0])
+    # Row 1 did not halt: it keeps its example and continues from its own state.
+    assert torch.equal(next_carry.data["inputs"][1], old["inputs"][1])
+    x = model.embed(old["inputs"][1:], old["task_ids"][1:])
+    _, _, continued_logits, _, _ = model.segment(kept_z_H[None], carry.z_L[1:], x)
+    torch.testing.assert_close(out.logits[1], continued_logits[0])
+
+
+def _force_q(model: Hrm, halt: float, cont: float) -> None:
+    with torch.no_grad():
+        model.q_head.weight.zero_()
+        model.q_head.bias.copy_(torch.tensor([halt, cont]))
+
+
+def test_adaptive_inference_stops_once_q_halt_wins():
+    config = tiny_config(halt_max_steps=6)
+    model = Hrm(config).eval()
+    batch = random_batch(config)
+    _force_q(model, halt=3.0, cont=-3.0)
+    adaptive = model.predict(batch, adaptive=True)
+    full = model.predict(batch, adaptive=False)
+    assert adaptive.steps.tolist() == [1] * 4
+    assert full.steps.tolist() == [6] * 4
+    # The adaptive answer is the first segment's answer.
+    first = model(model.initial_carry(batch), batch)[1]
+    torch.testing.assert_close(adaptive.logits, first.logits)
+
+
+def test_adaptive_inference_keeps_max_steps_as_the_bound():
+    config = tiny_config(halt_max_steps=3)
+    model = Hrm(config).eval()
+    _force_q(model, halt=-3.0, cont=3.0)  # continue always wins
+    assert model.predict(random_batch(config), adaptive=True).steps.tolist() == [3] * 4
+
+
+def test_each_row_answers_with_the_segment_where_it_halted():
+    config = tiny_config(halt_max_steps=5)
+    model = Hrm(config).eval()
+    with torch.no_grad():  # a sharp random Q head, so rows halt at different segments
+        model.q_head.weight.copy_(torch.randn(model.q_head.weight.shape, generator=torch.Generator().manual_seed(3)))
+        model.q_head.bias.zero_()
+    batch = random_batch(config, batch_size=16)
+    prediction = model.predict(batch, adaptive=True)
+    assert len(set(prediction.steps.tolist())) > 1, "the test needs rows that halt at different segments"
+
+    x = model.embed(batch["inputs"], batch["task_ids"])
+    carry = model.initial_carry(batch)
+    z_H, z_L, per_segment = carry.z_H, carry.z_L, []
+    for _ in range(config.halt_max_steps):
+        z_H, z_L, logits, q_halt, q_continue = model.segment(z_H, z_L, x)
+        per_segment.append((logits, q_halt > q_continue))
+    for row, steps in enumerate(prediction.steps.tolist()):
+        halts = [bool(h[row]) for _, h in per_segment]
+        assert steps == (halts.index(True) + 1 if True in halts else config.halt_max_steps)
+        torch.testing.assert_close(prediction.logits[row], per_segment[steps - 1][0][row])
+
+
+def test_training_halts_by_q_or_at_the_max():
+    config = tiny_config(halt_max_steps=3, halt_exploration_prob=0.0)
+    model = Hrm(config).train()
+    batch = random_batch(config)
+    _force_q(model, halt=-5.0, cont=5.0)
+    carry = model.initial_carry(batch)
+    halted = []
+    for _ in range(3):
+        carry, out = model(carry, batch)
+        halted.append(carry.halted.tolist())
+        assert out.target_q_continue is not None and out.target_q_continue.shape == (4,)
+    assert halted == [[False] * 4, [False] * 4, [True] * 4]
+    _force_q(model, halt=5.0, cont=-5.0)
+    carry, _ = model(model.initial_carry(batch), batch)
+    assert carry.halted.all()
+
+
+def test_exploration_forces_a_minimum_number_of_steps():
+    config = tiny_config(halt_max_steps=4, halt_exploration_prob=1.0)
+    model = Hrm(config).train()
+    _force_q(model, halt=5.0, cont=-5.0)  # Q says halt at once, but exploration requires at least 2 steps
+    batch = random_batch(config, batch_size=64)
+    carry, _ = model(model.initial_carry(batch), batch)
+    assert not carry.halted.any()
