@@ -33,13 +33,11 @@ def dry_run(args: DistillArgs) -> dict[str, float]:
     torch.manual_seed(args.seed)
     config = HrmConfig.preset(args.preset)
     model = Hrm(config)
-    # Softmax cross-entropy, as distillation trains: stablemax's fp64 over 50,257 logits per position is 4× slower.
-    train_config = TrainConfig(total_steps=1, warmup_steps=0, loss_type="softmax",
-                               mixed_precision=args.mixed_precision, seed=args.seed)
+    train_config = TrainConfig(total_steps=1, warmup_steps=0, mixed_precision=args.mixed_precision, seed=args.seed)
     trainer = Trainer(model, train_config, args.device)
     generator = torch.Generator().manual_seed(args.seed)
     inputs = torch.randint(0, config.vocab_size, (args.batch_size, config.seq_len), generator=generator)
-    batch = {"inputs": inputs, "labels": inputs.clone(),
+    batch = {"inputs": inputs, "labels": inputs[:, -config.output_len:].clone(),  # the answer slots
              "task_ids": torch.randint(0, config.num_tasks, (args.batch_size,), generator=generator)}
     metrics = trainer.train_step(batch)
     return {"parameters": model.num_parameters(), "loss": metrics["lm_loss"], "device": str(trainer.device)}

@@ -12,17 +12,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _normal_pdf(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
 def trunc_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
     """Fill `tensor` in place from N(0, std) truncated at ±2 std, with the std corrected for truncation; returns it."""
     if std == 0:
         return tensor.zero_()
-    # A normal truncated at ±2σ has a smaller std than σ; rescale so the result has exactly `std` (as the seed does).
-    a, b = -2.0, 2.0
-    z = 0.5 * (math.erf(b / math.sqrt(2)) - math.erf(a / math.sqrt(2)))
-    pdf = lambda x: math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # noqa: E731
-    truncated_std = math.sqrt(1 - (b * pdf(b) - a * pdf(a)) / z)
+    # A normal truncated at ±2σ has a smaller std than σ; widen σ so the result has exactly `std` (as the seed does).
+    z = math.erf(2 / math.sqrt(2))
+    truncated_std = math.sqrt(1 - 2 * (2 * _normal_pdf(2.0)) / z)
+    scale = std / truncated_std
     with torch.no_grad():
-        nn.init.trunc_normal_(tensor, mean=0.0, std=std / truncated_std, a=a * std / truncated_std, b=b * std / truncated_std)
+        nn.init.trunc_normal_(tensor, mean=0.0, std=scale, a=-2 * scale, b=2 * scale)
     return tensor
 
 
@@ -78,7 +81,8 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         B, T, D = x.shape
-        qkv = self.qkv_proj(x).view(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, H, T, Dh)
+        qkv = self.qkv_proj(x).view(B, T, 3, self.num_heads, self.head_dim)
+        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, H, T, Dh)
         q, k, v = qkv.unbind(0)
         if rope is not None:
             cos, sin = rope
@@ -88,7 +92,7 @@ class Attention(nn.Module):
 
 
 def swiglu_width(hidden_size: int, expansion: float) -> int:
-    """The SwiGLU inner width: 2/3 of expansion × hidden (same FLOPs as a plain MLP), rounded up to a multiple of 256."""
+    """Returns the SwiGLU inner width: 2/3 of expansion × hidden (a plain MLP's FLOPs), rounded up to 256s."""
     width = round(expansion * hidden_size * 2 / 3)
     return -(width // -256) * 256
 

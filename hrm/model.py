@@ -41,6 +41,9 @@ class HrmConfig:
     """The most ACT segments an example may use."""
     halt_exploration_prob: float = 0.1
     """In training, the chance that a row is forced to run a random minimum number of segments."""
+    answer_len: int = 0
+    """The answer head reads only the last answer_len positions (the agent's answer slots); 0 reads all seq_len.
+    Labels have output_len columns."""
     pos_encoding: str = "rope"
     """"rope" (rotary) or "learned" (an absolute position table)."""
     rope_theta: float = 10000.0
@@ -51,6 +54,8 @@ class HrmConfig:
             raise ValueError(f"pos_encoding must be 'rope' or 'learned', got {self.pos_encoding!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if not 0 <= self.answer_len <= self.seq_len:
+            raise ValueError(f"answer_len must lie in [0, seq_len={self.seq_len}], got {self.answer_len}")
         if self.halt_max_steps < 1:
             raise ValueError(f"halt_max_steps must be at least 1, got {self.halt_max_steps}")
 
@@ -58,6 +63,11 @@ class HrmConfig:
     def task_emb_len(self) -> int:
         """Number of prefix positions the task embedding occupies."""
         return -(self.task_emb_dim // -self.hidden_size)
+
+    @property
+    def output_len(self) -> int:
+        """Number of positions the answer head produces logits for."""
+        return self.answer_len or self.seq_len
 
     @staticmethod
     def preset(name: str, **overrides) -> "HrmConfig":
@@ -77,10 +87,12 @@ PRESETS = {
     "sudoku-27m": HrmConfig(vocab_size=11, seq_len=81, num_tasks=1, task_emb_dim=512, hidden_size=512, num_heads=8,
                             expansion=4.0, H_layers=4, L_layers=4, H_cycles=2, L_cycles=2, halt_max_steps=16),
     # The agent's student on GPT-2's vocabulary. The untied 50,257 × 256 embedding and head are 25.7M parameters;
-    # five blocks with a 512-wide SwiGLU (expansion 3) bring the total to 29.0M (the 29.1M ± 2 % budget).
-    "agent-29m": HrmConfig(vocab_size=50257, seq_len=128, num_tasks=16, task_emb_dim=256, hidden_size=256,
-                           num_heads=8, expansion=3.0, H_layers=3, L_layers=2, H_cycles=2, L_cycles=2,
-                           halt_max_steps=8),
+    # five blocks with a 512-wide SwiGLU (expansion 3) bring the total to 29.0M (the 29.1M ± 2 % budget). The
+    # head reads only the 4 answer slots at the end of the input: action names are 1-3 GPT-2 tokens, and logits
+    # over 50,257 tokens at every position would cost as much as the whole reasoning stack.
+    "agent-29m": HrmConfig(vocab_size=50257, seq_len=128, answer_len=4, num_tasks=16, task_emb_dim=256,
+                           hidden_size=256, num_heads=8, expansion=3.0, H_layers=3, L_layers=2, H_cycles=2,
+                           L_cycles=2, halt_max_steps=8),
 }
 
 
@@ -99,7 +111,7 @@ class Carry:
 class HrmOutput:
     """What one segment produces."""
 
-    logits: torch.Tensor  # (B, T, V) token logits from z_H (task prefix dropped)
+    logits: torch.Tensor  # (B, output_len, V) token logits from z_H
     q_halt_logits: torch.Tensor  # (B,) fp32
     q_continue_logits: torch.Tensor  # (B,) fp32
     target_q_continue: torch.Tensor | None = None  # (B,) bootstrapped target, training only
@@ -109,7 +121,7 @@ class HrmOutput:
 class Prediction:
     """Each row's outputs at the segment where it halted (see Hrm.predict)."""
 
-    logits: torch.Tensor  # (B, T, V) fp32
+    logits: torch.Tensor  # (B, output_len, V) fp32
     steps: torch.Tensor  # (B,) int32 segments used
     q_halt_logits: torch.Tensor  # (B,) fp32
 
@@ -117,7 +129,7 @@ class Prediction:
 class Hrm(nn.Module):
     """HRM + ACT. `forward(carry, batch)` runs one segment; `predict(batch)` runs segments until every row halts.
 
-    A batch is a dict with "inputs" (B, T) token ids, "task_ids" (B,) and, for training, "labels" (B, T).
+    A batch is a dict with "inputs" (B, T) token ids, "task_ids" (B,) and, for training, "labels" (B, output_len).
     """
 
     def __init__(self, config: HrmConfig):
@@ -177,8 +189,8 @@ class Hrm(nn.Module):
     def _rope(self):
         return self.rope() if self.config.pos_encoding == "rope" else None
 
-    def segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor):
-        """One HRM segment with the one-step gradient; returns (z_H, z_L, logits, q_halt, q_continue)."""
+    def segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One HRM segment with the one-step gradient; returns the new (z_H, z_L), each (B, P+T, D)."""
         cfg, rope = self.config, self._rope()
         with torch.no_grad():
             for h in range(cfg.H_cycles):
@@ -190,9 +202,16 @@ class Hrm(nn.Module):
         # The last L and H updates carry the gradient (one-step approximation of the fixed-point gradient).
         z_L = self.L_level(z_L, z_H + x, rope)
         z_H = self.H_level(z_H, z_L, rope)
-        logits = self.lm_head(z_H[:, cfg.task_emb_len:])  # (B, T, V)
-        q = self.q_head(z_H[:, 0]).float()  # (B, 2)
-        return z_H, z_L, logits, q[:, 0], q[:, 1]
+        return z_H, z_L
+
+    def answer(self, z_H: torch.Tensor) -> torch.Tensor:
+        """Returns the token logits (B, output_len, V) read from the last output_len positions of z_H."""
+        return self.lm_head(z_H[:, -self.config.output_len:])
+
+    def q_values(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the ACT (halt, continue) logits, each (B,) fp32, read from the first position."""
+        q = self.q_head(z_H[:, 0]).float()
+        return q[:, 0], q[:, 1]
 
     # --- ACT ----------------------------------------------------------------------------------------------------
 
@@ -225,8 +244,9 @@ class Hrm(nn.Module):
                 for k, v in carry.data.items()}
 
         x = self.embed(data["inputs"], data["task_ids"])
-        z_H, z_L, logits, q_halt, q_continue = self.segment(z_H, z_L, x)
-        output = HrmOutput(logits, q_halt, q_continue)
+        z_H, z_L = self.segment(z_H, z_L, x)
+        q_halt, q_continue = self.q_values(z_H)
+        output = HrmOutput(self.answer(z_H), q_halt, q_continue)
 
         with torch.no_grad():
             steps = steps + 1
@@ -239,7 +259,7 @@ class Hrm(nn.Module):
                 min_steps = explore * torch.randint_like(steps, low=2, high=cfg.halt_max_steps + 1)
                 halted = halted & (steps >= min_steps)
                 # Q-learning target for "continue": the next segment's value (halt if that is the last step).
-                _, _, _, next_halt, next_continue = self.segment(z_H.detach(), z_L.detach(), x)
+                next_halt, next_continue = self.q_values(self.segment(z_H.detach(), z_L.detach(), x)[0])
                 output.target_q_continue = torch.sigmoid(
                     torch.where(is_last, next_halt, torch.maximum(next_halt, next_continue)))
             elif adaptive:
@@ -258,16 +278,17 @@ class Hrm(nn.Module):
         x = self.embed(batch["inputs"], batch["task_ids"])
         z_H, z_L = carry.z_H, carry.z_L
         B = x.shape[0]
-        logits = torch.empty(B, cfg.seq_len, cfg.vocab_size, device=x.device)
+        logits = torch.empty(B, cfg.output_len, cfg.vocab_size, device=x.device)
         steps = torch.full((B,), cfg.halt_max_steps, dtype=torch.int32, device=x.device)
         q_halt_logits = torch.empty(B, device=x.device)
         active = torch.arange(B, device=x.device)
         for step in range(1, cfg.halt_max_steps + 1):
-            z_H, z_L, seg_logits, q_halt, q_continue = self.segment(z_H, z_L, x)
+            z_H, z_L = self.segment(z_H, z_L, x)
+            q_halt, q_continue = self.q_values(z_H)
             stop = torch.full_like(q_halt, step == cfg.halt_max_steps, dtype=torch.bool)
             if adaptive:
                 stop |= q_halt > q_continue
-            logits[active[stop]] = seg_logits[stop].float()
+            logits[active[stop]] = self.answer(z_H[stop]).float()  # the head runs only for rows that answer
             steps[active[stop]] = step
             q_halt_logits[active[stop]] = q_halt[stop]
             keep = ~stop

@@ -44,10 +44,11 @@ class AdamATan2(Optimizer):
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 m.lerp_(p.grad, 1 - beta1)
                 v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                m_hat = m / (1 - beta1 ** t)
-                v_hat = v / (1 - beta2 ** t)
-                p.mul_(1 - lr * wd)
-                p.add_(torch.atan2(m_hat, v_hat.sqrt()), alpha=-lr)
+                # atan2(m̂, √v̂) = atan2(m·√(1−β2ᵗ)/(1−β1ᵗ), √v): atan2 is invariant to a common positive scale,
+                # so both bias corrections fold into one scalar and the update needs two temporaries, not four.
+                scale = math.sqrt(1 - beta2**t) / (1 - beta1**t)
+                update = torch.atan2(m * scale, v.sqrt())
+                p.mul_(1 - lr * wd).add_(update, alpha=-lr)
         return loss
 
 

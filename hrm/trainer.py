@@ -106,7 +106,7 @@ class Trainer:
         if self.carry is None:
             self.carry = self.model.initial_carry(batch)
         scale = self.lr_scale()
-        for opt, base_lr in zip(self.optimizers, self.base_lrs):
+        for opt, base_lr in zip(self.optimizers, self.base_lrs, strict=True):
             for group in opt.param_groups:
                 group["lr"] = base_lr * scale
 
@@ -149,7 +149,7 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         """Restores a state from `state_dict()` (the model config must match)."""
         self.model.load_state_dict(state["model"])
-        for opt, opt_state in zip(self.optimizers, state["optimizers"]):
+        for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(opt_state)
         self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]
@@ -234,8 +234,9 @@ def evaluate(model: Hrm, batches: Iterable[Batch], loss_type: str = "stablemax",
     return {k: v / n for k, v in totals.items()}
 
 
-def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *, eval_batches: Callable[[], Iterable[Batch]] | None = None,
-        eval_every: int = 0, checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
+def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *,
+        eval_batches: Callable[[], Iterable[Batch]] | None = None, eval_every: int = 0,
+        checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
         log: MetricsLog | None = None, log_every: int = 50, console: Console | None = None,
         until: Callable[[dict], bool] | None = None) -> dict[str, float]:
     """Trains from `trainer.step` to `total_steps`; returns the last metrics (eval metrics prefixed "eval_").

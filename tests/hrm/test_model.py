@@ -34,6 +34,16 @@ def test_segment_output_shapes(pos_encoding):
     assert carry.z_H.shape == (3, config.seq_len + config.task_emb_len, config.hidden_size)
 
 
+def test_answer_head_reads_only_the_answer_slots():
+    config = tiny_config(answer_len=2)
+    model = Hrm(config).eval()
+    batch = random_batch(config, batch_size=3)
+    carry, out = model(model.initial_carry(batch), batch)
+    assert out.logits.shape == (3, 2, config.vocab_size)
+    torch.testing.assert_close(out.logits, model.lm_head(carry.z_H[:, -2:]))
+    assert model.predict(batch).logits.shape == (3, 2, config.vocab_size)
+
+
 def test_gradient_flows_only_through_the_last_L_and_H_update():
     config = tiny_config(H_cycles=2, L_cycles=3)
     model = Hrm(config).train()
@@ -42,8 +52,9 @@ def test_gradient_flows_only_through_the_last_L_and_H_update():
     model.H_level.register_forward_hook(lambda m, i, o: calls["H"].append(o.requires_grad))
     batch = random_batch(config)
     carry = model.initial_carry(batch)
-    z_H, z_L, logits, _, _ = model.segment(carry.z_H.requires_grad_(), carry.z_L.requires_grad_(),
-                                           model.embed(batch["inputs"], batch["task_ids"]))
+    z_H, z_L = model.segment(carry.z_H.requires_grad_(), carry.z_L.requires_grad_(),
+                             model.embed(batch["inputs"], batch["task_ids"]))
+    logits = model.answer(z_H)
     # H_cycles × L_cycles = 6 L-updates and 2 H-updates; only the last of each is in the autograd graph.
     assert calls["L"] == [False] * 5 + [True]
     assert calls["H"] == [False, True]
@@ -79,8 +90,8 @@ def test_halted_rows_restart_on_the_new_example_and_the_others_keep_their_carry(
     # Row 1 did not halt: it keeps its example and continues from its own state.
     assert torch.equal(next_carry.data["inputs"][1], old["inputs"][1])
     x = model.embed(old["inputs"][1:], old["task_ids"][1:])
-    _, _, continued_logits, _, _ = model.segment(kept_z_H[None], carry.z_L[1:], x)
-    torch.testing.assert_close(out.logits[1], continued_logits[0])
+    z_H, _ = model.segment(kept_z_H[None], carry.z_L[1:], x)
+    torch.testing.assert_close(out.logits[1], model.answer(z_H)[0])
 
 
 def _force_q(model: Hrm, halt: float, cont: float) -> None:
@@ -113,8 +124,9 @@ def test_adaptive_inference_keeps_max_steps_as_the_bound():
 def test_each_row_answers_with_the_segment_where_it_halted():
     config = tiny_config(halt_max_steps=5)
     model = Hrm(config).eval()
-    with torch.no_grad():  # a sharp random Q head, so rows halt at different segments
-        model.q_head.weight.copy_(torch.randn(model.q_head.weight.shape, generator=torch.Generator().manual_seed(3)))
+    with torch.no_grad():  # distinct task embeddings and a sharp random Q head, so rows halt at different segments
+        model.task_emb.weight.normal_(0.0, 1.0)
+        model.q_head.weight.normal_(0.0, 1.0)
         model.q_head.bias.zero_()
     batch = random_batch(config, batch_size=16)
     prediction = model.predict(batch, adaptive=True)
@@ -124,8 +136,9 @@ def test_each_row_answers_with_the_segment_where_it_halted():
     carry = model.initial_carry(batch)
     z_H, z_L, per_segment = carry.z_H, carry.z_L, []
     for _ in range(config.halt_max_steps):
-        z_H, z_L, logits, q_halt, q_continue = model.segment(z_H, z_L, x)
-        per_segment.append((logits, q_halt > q_continue))
+        z_H, z_L = model.segment(z_H, z_L, x)
+        q_halt, q_continue = model.q_values(z_H)
+        per_segment.append((model.answer(z_H), q_halt > q_continue))
     for row, steps in enumerate(prediction.steps.tolist()):
         halts = [bool(h[row]) for _, h in per_segment]
         assert steps == (halts.index(True) + 1 if True in halts else config.halt_max_steps)

@@ -37,7 +37,7 @@ def test_resume_continues_bit_for_bit(tmp_path, optimizer):
     for step in range(3, 8):
         resumed.train_step(batch_at(step))
 
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert torch.equal(straight.carry.z_H, resumed.carry.z_H)
     assert torch.equal(straight.carry.halted, resumed.carry.halted)
