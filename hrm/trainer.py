@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hrm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hrm.device import autocast, pick_device
+from hrm.distributed import average_gradients, broadcast_module, gather_objects, rank, sum_metrics, world_size
 from hrm.losses import IGNORE_INDEX, TOKEN_LOSSES, act_loss
 from hrm.model import Carry, Hrm, HrmConfig
 from hrm.optim import AdamATan2, SignSGD, warmup_cosine
@@ -72,11 +73,16 @@ def summarize(sums: dict[str, torch.Tensor], batch_size: int) -> dict[str, float
 
 
 class Trainer:
-    """Trains an `Hrm`; `train_step(batch)` runs one segment and one optimizer step and returns its metrics."""
+    """Trains an `Hrm`; `train_step(batch)` runs one segment and one optimizer step and returns its metrics.
+
+    Under torchrun each rank passes its own shard of the global batch; gradients and metrics are averaged over
+    ranks, so every rank holds the same parameters and sees the global metrics.
+    """
 
     def __init__(self, model: Hrm, config: TrainConfig, device: torch.device | str | None = None):
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.model = model.to(self.device)
+        broadcast_module(self.model)
         self.config = config
         network = [p for name, p in model.named_parameters() if not name.startswith("task_emb.")]
         if config.optimizer == "adam-atan2":
@@ -115,6 +121,8 @@ class Trainer:
             loss, sums = act_loss(self.carry, output, self.config.loss_type, self.config.continue_loss)
         batch_size = batch["inputs"].shape[0]
         self.scaler.scale(loss / batch_size).backward()
+        # Average before unscaling, so every rank sees the same gradients and the same inf/nan verdict.
+        average_gradients([p for opt in self.optimizers for g in opt.param_groups for p in g["params"]])
         for opt in self.optimizers:
             self.scaler.unscale_(opt)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.network_params, self.config.grad_clip or float("inf"))
@@ -124,7 +132,8 @@ class Trainer:
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         self.step += 1
-        return {"step": self.step, **summarize(sums, batch_size), "lr": self.config.lr * scale,
+        return {"step": self.step, **summarize(sum_metrics(sums), batch_size * world_size()),
+                "lr": self.config.lr * scale,
                 "grad_norm": float(grad_norm)}
 
     # --- checkpoints --------------------------------------------------------------------------------------------
@@ -140,8 +149,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "carry": carry,
-            "rng": {"cpu": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "rng": gather_objects({"cpu": torch.get_rng_state(),
+                                   "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}),
             "model_config": self.model.config.to_dict(),
             "train_config": asdict(self.config),
         }
@@ -157,13 +166,20 @@ class Trainer:
         self.carry = None if c is None else Carry(
             c["z_H"].to(self.device), c["z_L"].to(self.device), c["steps"].to(self.device),
             c["halted"].to(self.device), {k: v.to(self.device) for k, v in c["data"].items()})
-        torch.set_rng_state(state["rng"]["cpu"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        rng = state["rng"][rank() % len(state["rng"])]  # one RNG state per rank
+        torch.set_rng_state(rng["cpu"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
 
     def save(self, path: str | Path, **extra) -> Path:
-        """Writes a checkpoint atomically (with `extra` entries such as a data cursor); returns its path."""
-        return save_checkpoint(path, {**self.state_dict(), **extra})
+        """Writes a checkpoint atomically (with `extra` entries such as a data cursor); returns its path.
+
+        Every rank must call it (the RNG states are gathered); only rank 0 writes.
+        """
+        state = {**self.state_dict(), **extra}
+        if rank() == 0:
+            save_checkpoint(path, state)
+        return Path(path)
 
     @classmethod
     def resume(cls, path: str | Path, device: torch.device | str | None = None) -> "Trainer":
@@ -250,7 +266,7 @@ def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *,
     last: dict[str, float] = {}
     columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[line]}"))
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=console, transient=True, disable=rank() != 0) as progress:
         task = progress.add_task("train", total=total, completed=trainer.step, line="")
         while trainer.step < total:
             metrics = trainer.train_step(batch_at(trainer.step))
@@ -260,10 +276,10 @@ def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *,
                 evaluation = evaluate(trainer.model, eval_batches(), trainer.config.loss_type,
                                       mixed_precision=trainer.config.mixed_precision)
                 last = {**metrics, **{f"eval_{k}": v for k, v in evaluation.items()}}
-            if log is not None and (trainer.step % log_every == 0 or done or len(last) > len(metrics)):
-                log.write(last)
-            if trainer.step % log_every == 0 or done or len(last) > len(metrics):
+            if rank() == 0 and (trainer.step % log_every == 0 or done or len(last) > len(metrics)):
                 console.print(format_metrics(last))
+                if log is not None:
+                    log.write(last)
             if checkpoint_path and ((checkpoint_every and trainer.step % checkpoint_every == 0) or done):
                 trainer.save(checkpoint_path)
             progress.update(task, completed=trainer.step, line=f"loss {metrics.get('lm_loss', float('nan')):.4f}")
