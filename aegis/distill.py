@@ -1,40 +1,114 @@
-"""Distilling the HRM student (what `python train_hrm.py` runs)."""
+"""Distilling the HRM student from the teacher's stored decisions (what `python train_hrm.py` runs).
 
+Reads the experience store, splits the teacher's decisions by episode, trains the `agent-29m` HRM to match the
+teacher's distribution over legal actions (plus the ACT Q losses, "correct" = agreement), evaluates held-out
+agreement every epoch, checkpoints every 5 epochs and at the end, registers the model as a version and activates
+it when its held-out agreement reaches the threshold. Runs alone or under `torchrun` (gradient all-reduce, rank 0
+writes). Metrics go to the console, to `metrics.jsonl` in the run folder, and to the store's training run.
+"""
+
+import os
 import sys
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
+from rich.console import Console
 
-from hrm import Hrm, HrmConfig, TrainConfig, Trainer
+from aegis.registry import RegistryError, activate
+from data.datasets import DistillationData, StudentEncoder, build_distillation_data
+from data.store import DEFAULT_DB, ExperienceStore, StoreError
+from hrm import CheckpointError, Hrm, HrmConfig, TrainConfig, Trainer, fit, pick_device
 from hrm.cli import parse_args
+from hrm.device import autocast
+from hrm.distributed import init_distributed
+from hrm.losses import candidate_log_probs, distillation_loss
+from hrm.runlog import MetricsLog
+
+console = Console(stderr=True)
+
+
+class UsageError(Exception):
+    """A problem the user can fix (empty store, bad flag combination); the message says how."""
 
 
 @dataclass
 class DistillArgs:
-    """Distil the agent's HRM student from the experience store."""
+    """Distil the agent's HRM student from the teacher's decisions in the experience store."""
 
-    dry_run: bool = False
-    """Build the model, run one forward/backward on random tokens, print the parameter count and the loss."""
-    preset: Literal["agent-29m", "sudoku-27m"] = "agent-29m"
-    """The HRM architecture."""
-    batch_size: int = 16
-    """Examples per step."""
+    db: str = DEFAULT_DB
+    """Experience store: a SQLite file path or any SQLAlchemy URL."""
+    epochs: int = 20
+    """Passes over the training split (an epoch is len(train) / batch-size steps)."""
+    batch_size: int = 64
+    """Examples per step, over all ranks."""
+    lr: float = 1e-4
+    """Peak learning rate (after warmup)."""
+    warmup_steps: int = 20
+    """Linear warmup steps."""
+    optimizer: Literal["adamw", "adam-atan2"] = "adamw"
+    """Optimizer of the network (the task embedding always uses sign-SGD)."""
     seed: int = 0
-    """Seeds every random number of the run."""
+    """Seeds the split, the initialisation and the batch order."""
     device: str | None = None
     """cpu, cuda, cuda:N or mps (default: the best available)."""
-    mixed_precision: Literal["none", "bf16", "fp16"] = "none"
-    """Autocast dtype of the forward pass."""
+    mixed_precision: Literal["auto", "none", "bf16", "fp16"] = "auto"
+    """Autocast dtype; auto = bf16 where the hardware runs it fast (CUDA), fp32 elsewhere."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip (0 disables)."""
+    threshold: float = 0.70
+    """Held-out agreement with the teacher at which the model is activated."""
+    activate: bool = True
+    """Activate the model when it reaches the threshold (--no-activate only registers it)."""
+    min_examples: int = 100
+    """Fewer usable teacher decisions than this is an error."""
+    held_out_fraction: float = 0.2
+    """Fraction of episodes held out for evaluation."""
+    failure_weight: float = 1.0
+    """Weight of decisions from episodes that failed (outcome weighting; 1 weighs all alike)."""
+    preset: Literal["agent-29m"] = "agent-29m"
+    """The HRM architecture."""
+    halt_max_steps: int | None = None
+    """Override the preset's ACT bound."""
+    hidden_size: int | None = None
+    """Override the preset's width (smaller students for quick experiments)."""
+    out: str = "runs/models"
+    """Folder for run folders (checkpoints and metrics.jsonl)."""
+    resume: bool = False
+    """Continue the newest unfinished distillation run from its last checkpoint."""
+    log_every: int = 10
+    """Steps between metric lines."""
+    dry_run: bool = False
+    """Build the model, run one forward/backward on random tokens, print the parameter count and the loss."""
 
 
-def dry_run(args: DistillArgs) -> dict[str, float]:
+def model_config(args: DistillArgs) -> HrmConfig:
+    """Returns the student's architecture: the preset with the requested overrides."""
+    overrides = {k: v for k, v in (("halt_max_steps", args.halt_max_steps), ("hidden_size", args.hidden_size))
+                 if v is not None}
+    if "hidden_size" in overrides:
+        overrides["task_emb_dim"] = overrides["hidden_size"]
+    return HrmConfig.preset(args.preset, **overrides)
+
+
+def mixed_precision_for(args: DistillArgs, device: torch.device) -> str:
+    """Returns the autocast setting: bf16 on CUDA for "auto" (a CPU runs bf16 matmuls slower than fp32)."""
+    if args.mixed_precision != "auto":
+        return args.mixed_precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "none"
+
+
+def dry_run(args: DistillArgs) -> dict:
     """Runs one training step of the preset on random data; returns its parameter count and loss."""
     torch.manual_seed(args.seed)
-    config = HrmConfig.preset(args.preset)
+    config = model_config(args)
     model = Hrm(config)
-    train_config = TrainConfig(total_steps=1, warmup_steps=0, mixed_precision=args.mixed_precision, seed=args.seed)
-    trainer = Trainer(model, train_config, args.device)
+    precision = "none" if args.mixed_precision == "auto" else args.mixed_precision
+    trainer = Trainer(model, TrainConfig(total_steps=1, warmup_steps=0, mixed_precision=precision, seed=args.seed),
+                      args.device)
     generator = torch.Generator().manual_seed(args.seed)
     inputs = torch.randint(0, config.vocab_size, (args.batch_size, config.seq_len), generator=generator)
     batch = {"inputs": inputs, "labels": inputs[:, -config.output_len:].clone(),  # the answer slots
@@ -43,14 +117,175 @@ def dry_run(args: DistillArgs) -> dict[str, float]:
     return {"parameters": model.num_parameters(), "loss": metrics["lm_loss"], "device": str(trainer.device)}
 
 
+@torch.no_grad()
+def evaluate_agreement(model: Hrm, batches: Iterable[dict[str, torch.Tensor]], adaptive: bool = False,
+                       mixed_precision: str = "none") -> dict[str, float]:
+    """Returns held-out metrics: agreement (student argmax = teacher argmax), loss (cross-entropy to the teacher's
+    distribution), q_halt_accuracy and mean ACT steps."""
+    model.eval()
+    device = next(model.parameters()).device
+    totals = {"agreement": 0.0, "loss": 0.0, "q_halt_accuracy": 0.0, "steps": 0.0}
+    count = 0
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast(device, mixed_precision):
+            prediction = model.predict(batch, adaptive=adaptive)
+        logp = torch.log_softmax(candidate_log_probs(prediction.logits, batch["candidates"]), -1)
+        teacher = batch["teacher_probs"]
+        agree = logp.argmax(-1) == teacher.argmax(-1)
+        totals["agreement"] += float(agree.sum())
+        totals["loss"] += float(-(teacher * logp.masked_fill(teacher == 0, 0.0)).sum())
+        totals["q_halt_accuracy"] += float(((prediction.q_halt_logits >= 0) == agree).sum())
+        totals["steps"] += float(prediction.steps.sum())
+        count += len(agree)
+    return {k: v / max(count, 1) for k, v in totals.items()}
+
+
+def chunks(tensors: dict[str, torch.Tensor], size: int) -> list[dict[str, torch.Tensor]]:
+    """Returns `tensors` cut into consecutive batches of at most `size` rows."""
+    n = len(next(iter(tensors.values())))
+    return [{k: v[i:i + size] for k, v in tensors.items()} for i in range(0, n, size)]
+
+
+def make_batch_at(train: dict[str, torch.Tensor], global_batch: int, seed: int, rank: int, world: int):
+    """Returns batch_at(step): this rank's shard of the step's global batch, from a seeded per-epoch shuffle."""
+    n = len(train["inputs"])
+    steps_per_epoch = max(1, n // global_batch)
+    local = global_batch // world
+
+    def batch_at(step: int) -> dict[str, torch.Tensor]:
+        epoch, index = divmod(step, steps_per_epoch)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        if n < global_batch:  # a tiny store: sample with replacement to fill the batch
+            order = order.repeat(-(global_batch // -n))
+        rows = order[index * global_batch:(index + 1) * global_batch][rank * local:(rank + 1) * local]
+        return {k: v[rows] for k, v in train.items()}
+
+    return batch_at, steps_per_epoch
+
+
+def _resumable_run(store: ExperienceStore) -> tuple[int, Path] | None:
+    """Returns (run id, checkpoint) of the newest unfinished distillation run that left a checkpoint."""
+    for run in store.training_runs(kind="imitation"):
+        checkpoint = Path(run.config.get("run_dir", "")) / "last.pt"
+        if run.status != "succeeded" and checkpoint.is_file():
+            return run.id, checkpoint
+    return None
+
+
+def distill(args: DistillArgs) -> dict:
+    """Trains, registers and (at the threshold) activates a student; returns its final metrics and version id."""
+    device_type = torch.device(args.device).type if args.device else ("cuda" if torch.cuda.is_available() else "cpu")
+    info = init_distributed(device_type)
+    if args.batch_size % info.world_size:
+        raise UsageError(f"--batch-size {args.batch_size} must be divisible by the {info.world_size} ranks")
+    store = ExperienceStore(args.db)
+    config = model_config(args)
+    data: DistillationData = build_distillation_data(store, StudentEncoder(config.seq_len, config.output_len),
+                                                     args.held_out_fraction, args.seed,
+                                                     failure_weight=args.failure_weight)
+    usable = len(data.train) + len(data.held_out)
+    if usable < args.min_examples or not len(data.held_out):
+        raise UsageError(f"the store {args.db} holds {usable} usable teacher decisions; distillation needs at least "
+                         f"{args.min_examples} from two or more episodes: let `python start_training.py` collect "
+                         "more, or lower --min-examples")
+
+    torch.manual_seed(args.seed)
+    batch_at, steps_per_epoch = make_batch_at(data.train.tensors, args.batch_size, args.seed, info.rank,
+                                              info.world_size)
+    resumable = _resumable_run(store) if args.resume else None
+    if resumable is not None:
+        run_id, checkpoint = resumable
+        trainer = Trainer.resume(checkpoint, args.device, loss_fn=distillation_loss)
+        run_dir = checkpoint.parent
+        console.print(f"resuming distillation run {run_id} at step {trainer.step} from {checkpoint}")
+    else:
+        if args.resume:
+            console.print("no unfinished distillation run to resume: starting a new one")
+        total = args.epochs * steps_per_epoch
+        device = pick_device(args.device)
+        train_config = TrainConfig(total_steps=total, lr=args.lr, warmup_steps=min(args.warmup_steps, total // 5),
+                                   lr_min_ratio=0.1, weight_decay=0.1, optimizer=args.optimizer,
+                                   grad_clip=args.grad_clip, mixed_precision=mixed_precision_for(args, device),
+                                   seed=args.seed)
+        trainer = Trainer(Hrm(config), train_config, device, loss_fn=distillation_loss)
+        run_dir = Path(args.out) / f"distill-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        run_id = None
+        if info.is_main:
+            run_id = store.start_training_run("imitation", {
+                **asdict(args), "run_dir": str(run_dir), "train_decisions": len(data.train),
+                "held_out_decisions": len(data.held_out), "model": config.to_dict()})
+
+    held_out = chunks(data.held_out.tensors, 256)
+    precision = trainer.config.mixed_precision
+    started = time.perf_counter()
+    reached: dict[str, float] = {}
+
+    def on_eval(metrics: dict) -> None:
+        epoch = trainer.step / steps_per_epoch
+        if metrics["eval_agreement"] >= args.threshold and "seconds_to_threshold" not in reached:
+            reached.update(seconds_to_threshold=time.perf_counter() - started, epoch_to_threshold=epoch)
+        store.add_run_metrics(run_id, {"epoch": round(epoch, 3), **metrics})
+
+    try:
+        fit(trainer, batch_at, eval_batches=lambda: held_out, eval_every=steps_per_epoch,
+            checkpoint_path=run_dir / "last.pt", checkpoint_every=5 * steps_per_epoch,
+            log=MetricsLog(run_dir / "metrics.jsonl") if info.is_main else None, log_every=args.log_every,
+            console=console, on_eval=on_eval,
+            evaluator=lambda model, batches: evaluate_agreement(model, batches, mixed_precision=precision))
+    except BaseException as e:
+        if info.is_main:
+            store.finish_training_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
+        raise
+    if not info.is_main:
+        return {}
+    final = evaluate_agreement(trainer.model, held_out, mixed_precision=precision)
+    unseen = data.unseen_mask()
+    unseen_rows = {k: v[unseen] for k, v in data.held_out.tensors.items()}
+    metrics = {**final, **reached, "train_decisions": len(data.train), "held_out_decisions": len(data.held_out),
+               "unseen_decisions": int(unseen.sum()), "epochs": trainer.step / steps_per_epoch,
+               "adaptive_agreement": evaluate_agreement(trainer.model, held_out, adaptive=True)["agreement"]}
+    if unseen.any():
+        metrics["unseen_agreement"] = evaluate_agreement(trainer.model, chunks(unseen_rows, 256))["agreement"]
+    version = store.add_model_version("imitation", run_dir / "last.pt", metrics)
+    store.finish_training_run(run_id, "succeeded", model_version_id=version)
+    store.log_event("train", f"distillation run {run_id} → version {version}: held-out agreement "
+                    f"{final['agreement']:.1%}", version=version, run=run_id)
+    activated = False
+    if final["agreement"] >= args.threshold and args.activate:
+        activate(store, version)
+        store.log_event("promote", f"version {version} active (agreement {final['agreement']:.1%} ≥ "
+                        f"{args.threshold:.0%})", version=version)
+        activated = True
+    return {"version": version, "activated": activated, **metrics}
+
+
+def report(result: dict, args: DistillArgs) -> str:
+    """Returns the closing line(s) a user reads after training."""
+    line = (f"version {result['version']}: held-out agreement {result['agreement']:.1%} "
+            f"({result['held_out_decisions']} decisions; unseen states "
+            f"{result.get('unseen_agreement', float('nan')):.1%}), mean ACT steps {result['steps']:.2f}")
+    if result["activated"]:
+        return line + f"\nactivated: agreement ≥ {args.threshold:.0%}"
+    if not args.activate:
+        return line + "\nleft as a candidate (--no-activate)"
+    return line + (f"\nleft as a candidate: agreement {result['agreement']:.1%} is below the {args.threshold:.0%} "
+                   "threshold; the teacher keeps acting (more decisions or epochs may help)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of train_hrm.py; returns the process exit code."""
     args = parse_args(DistillArgs, argv, prog="train_hrm.py")
-    if not args.dry_run:
-        print("train_hrm.py: distillation from the experience store is not built yet; "
-              "run `python train_hrm.py --dry-run` to check the model and the trainer", file=sys.stderr)
+    if args.dry_run:
+        result = dry_run(args)
+        print(f"{args.preset}: {result['parameters']:,} parameters | loss {result['loss']:.4f} "
+              f"(one forward/backward on random tokens, batch {args.batch_size}, {result['device']})")
+        return 0
+    try:
+        result = distill(args)
+    except (UsageError, StoreError, CheckpointError, RegistryError) as e:
+        print(f"train_hrm.py: {e}", file=sys.stderr)
         return 2
-    result = dry_run(args)
-    print(f"{args.preset}: {result['parameters']:,} parameters | loss {result['loss']:.4f} "
-          f"(one forward/backward on random tokens, batch {args.batch_size}, {result['device']})")
+    if result:
+        print(report(result, args))
     return 0

@@ -80,6 +80,8 @@ class ModelVersion(Base):
     checkpoint_path: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    replaced_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    """The version that was active when this one was activated (what a rollback returns to)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

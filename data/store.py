@@ -20,7 +20,18 @@ from sqlalchemy import Engine, case, create_engine, event, func, insert, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from data.schema import SCHEMA_VERSION, Base, Decision, Episode, Event, Meta, OrchestratorState, utcnow
+from data.schema import (
+    SCHEMA_VERSION,
+    Base,
+    Decision,
+    Episode,
+    Event,
+    Meta,
+    ModelVersion,
+    OrchestratorState,
+    TrainingRun,
+    utcnow,
+)
 
 DEFAULT_DB = "runs/aegis.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -110,6 +121,49 @@ class EventRow:
     kind: str
     message: str
     data: dict
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A registered model version."""
+
+    id: int
+    parent_id: int | None
+    kind: str
+    checkpoint_path: str
+    status: str
+    metrics: dict
+    replaced_id: int | None
+    created_at: datetime
+    activated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TrainingRunRow:
+    """A training run and its per-epoch metrics."""
+
+    id: int
+    kind: str
+    status: str
+    config: dict
+    metrics: list
+    error: str | None
+    model_version_id: int | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+MODEL_STATUSES = ("candidate", "active", "retired", "rejected")
+
+
+def _version_row(v: ModelVersion) -> VersionRow:
+    return VersionRow(v.id, v.parent_id, v.kind, v.checkpoint_path, v.status, dict(v.metrics or {}), v.replaced_id,
+                      v.created_at, v.activated_at)
+
+
+def _run_row(r: TrainingRun) -> TrainingRunRow:
+    return TrainingRunRow(r.id, r.kind, r.status, dict(r.config or {}), list(r.metrics or []), r.error,
+                          r.model_version_id, r.started_at, r.ended_at)
 
 
 def database_url(db: str | Path) -> str:
@@ -297,6 +351,100 @@ class ExperienceStore:
             query = query.where(Event.kind == kind)
         with self._read() as session:
             return [EventRow(e.id, e.time, e.kind, e.message, e.data) for e in session.scalars(query)]
+
+
+    # --- model versions -------------------------------------------------------------------------------------------
+
+    def add_model_version(self, kind: str, checkpoint_path: str | Path, metrics: dict | None = None,
+                          parent_id: int | None = None) -> int:
+        """Registers a trained model as a candidate; returns its version id."""
+        with self._write() as session:
+            version = ModelVersion(kind=kind, checkpoint_path=str(checkpoint_path), status="candidate",
+                                   metrics=metrics or {}, parent_id=parent_id)
+            session.add(version)
+            session.flush()
+            return version.id
+
+    def model_version(self, version_id: int) -> VersionRow | None:
+        """Returns one version, or None if there is no such version."""
+        with self._read() as session:
+            version = session.get(ModelVersion, version_id)
+            return None if version is None else _version_row(version)
+
+    def model_versions(self, limit: int | None = None) -> list[VersionRow]:
+        """Returns versions, newest first."""
+        with self._read() as session:
+            query = select(ModelVersion).order_by(ModelVersion.id.desc()).limit(limit)
+            return [_version_row(v) for v in session.scalars(query)]
+
+    def active_version(self) -> VersionRow | None:
+        """Returns the active version, or None while the teacher acts."""
+        with self._read() as session:
+            version = session.scalars(select(ModelVersion).where(ModelVersion.status == "active")).first()
+            return None if version is None else _version_row(version)
+
+    def activate_version(self, version_id: int, rollback: bool = False) -> VersionRow:
+        """Makes `version_id` the one active version in one transaction (the old one retires); returns it.
+
+        A normal activation remembers the version it replaced; a rollback (`rollback=True`) keeps the target's own
+        history so that rolling back again goes further back.
+        """
+        with self._write() as session:
+            target = session.get(ModelVersion, version_id)
+            if target is None:
+                raise StoreError(f"there is no model version {version_id}; `models` lists them")
+            current = session.scalars(select(ModelVersion).where(ModelVersion.status == "active")).first()
+            if current is not None and current.id != target.id:
+                current.status = "retired"
+                if not rollback:
+                    target.replaced_id = current.id
+            target.status = "active"
+            target.activated_at = utcnow()
+            session.flush()
+            return _version_row(target)
+
+    def set_version_status(self, version_id: int, status: str, **metrics) -> None:
+        """Sets a version's status (candidate, retired, rejected) and merges `metrics` into its metrics."""
+        if status not in MODEL_STATUSES or status == "active":
+            raise ValueError(f"status must be one of candidate, retired, rejected (use activate_version), "
+                             f"got {status!r}")
+        with self._write() as session:
+            version = session.get(ModelVersion, version_id)
+            version.status = status
+            version.metrics = {**(version.metrics or {}), **metrics}
+
+    # --- training runs --------------------------------------------------------------------------------------------
+
+    def start_training_run(self, kind: str, config: dict) -> int:
+        """Records a running training run; returns its id."""
+        with self._write() as session:
+            run = TrainingRun(kind=kind, status="running", config=config, metrics=[])
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def add_run_metrics(self, run_id: int, metrics: dict) -> None:
+        """Appends one epoch's (or evaluation's) metrics to a training run."""
+        with self._write() as session:
+            run = session.get(TrainingRun, run_id)
+            run.metrics = [*(run.metrics or []), metrics]
+
+    def finish_training_run(self, run_id: int, status: str, error: str | None = None,
+                            model_version_id: int | None = None) -> None:
+        """Closes a training run as "succeeded" or "failed" (with its error)."""
+        with self._write() as session:
+            run = session.get(TrainingRun, run_id)
+            run.status, run.error, run.ended_at = status, error, utcnow()
+            if model_version_id is not None:
+                run.model_version_id = model_version_id
+
+    def training_runs(self, limit: int | None = None, kind: str | None = None) -> list[TrainingRunRow]:
+        """Returns training runs, newest first."""
+        query = select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)
+        if kind is not None:
+            query = query.where(TrainingRun.kind == kind)
+        with self._read() as session:
+            return [_run_row(r) for r in session.scalars(query)]
 
 
 def _filtered(query, table, env: str | None, policy: str | None):

@@ -54,13 +54,38 @@ def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
 TOKEN_LOSSES = {"stablemax": stablemax_cross_entropy, "softmax": softmax_cross_entropy}
 
 
+def q_losses(carry: Carry, output: HrmOutput, correct: torch.Tensor, valid: torch.Tensor,
+             continue_loss: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Returns (0.5 · (Q-halt BCE + Q-continue BCE), metrics) given each row's "answer is correct" flag (B,).
+
+    Q-halt learns to predict correctness; Q-continue learns the bootstrapped target from the next segment
+    (`continue_loss=False` drops it, as TRM does). Metrics count the `valid` rows (those that halted in this
+    segment and have an answer to judge).
+    """
+    with torch.no_grad():
+        metrics = {
+            "count": valid.sum(),
+            "q_halt_accuracy": (valid & ((output.q_halt_logits >= 0) == correct)).sum(),
+            "steps": torch.where(valid, carry.steps, 0).sum(),
+        }
+    q_halt_loss = F.binary_cross_entropy_with_logits(output.q_halt_logits, correct.float(), reduction="sum")
+    loss = 0.5 * q_halt_loss
+    metrics["q_halt_loss"] = q_halt_loss.detach()
+    if continue_loss and output.target_q_continue is not None:
+        q_continue_loss = F.binary_cross_entropy_with_logits(output.q_continue_logits, output.target_q_continue,
+                                                             reduction="sum")
+        loss = loss + 0.5 * q_continue_loss
+        metrics["q_continue_loss"] = q_continue_loss.detach()
+    return loss, metrics
+
+
 def act_loss(carry: Carry, output: HrmOutput, loss_type: str = "stablemax",
              continue_loss: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Returns (summed loss over the batch, summed metrics) for one segment.
+    """Returns (summed loss over the batch, summed metrics) for one segment of token prediction.
 
-    loss = Σ_rows token_loss / labels_in_row + 0.5 (Q-halt BCE + Q-continue BCE). Metrics are sums over the rows
-    that halted in this segment ("count" of them), so they can be reduced across steps and ranks and then divided.
-    `continue_loss=False` drops the Q-continue term (as TRM does).
+    loss = Σ_rows token_loss / labels_in_row + 0.5 (Q-halt BCE + Q-continue BCE), with "correct" = every label of
+    the row predicted. Metrics are sums over the rows that halted in this segment ("count" of them), so they can
+    be reduced across steps and ranks and then divided.
     """
     labels = carry.data["labels"]
     with torch.no_grad():
@@ -70,20 +95,44 @@ def act_loss(carry: Carry, output: HrmOutput, loss_type: str = "stablemax",
         correct = mask & (output.logits.argmax(-1) == labels)
         seq_correct = correct.sum(-1) == counts
         valid = carry.halted & (counts > 0)
-        metrics = {
-            "count": valid.sum(),
-            "accuracy": torch.where(valid, (correct.float() / divisor).sum(-1), 0).sum(),
-            "exact_accuracy": (valid & seq_correct).sum(),
-            "q_halt_accuracy": (valid & ((output.q_halt_logits >= 0) == seq_correct)).sum(),
-            "steps": torch.where(valid, carry.steps, 0).sum(),
-        }
+    q_loss, metrics = q_losses(carry, output, seq_correct, valid, continue_loss)
     token_loss = (TOKEN_LOSSES[loss_type](output.logits, labels) / divisor).sum()
-    q_halt_loss = F.binary_cross_entropy_with_logits(output.q_halt_logits, seq_correct.float(), reduction="sum")
-    loss = token_loss + 0.5 * q_halt_loss
-    metrics.update(lm_loss=token_loss.detach(), q_halt_loss=q_halt_loss.detach())
-    if continue_loss and output.target_q_continue is not None:
-        q_continue_loss = F.binary_cross_entropy_with_logits(output.q_continue_logits, output.target_q_continue,
-                                                             reduction="sum")
-        loss = loss + 0.5 * q_continue_loss
-        metrics["q_continue_loss"] = q_continue_loss.detach()
-    return loss, metrics
+    metrics.update(accuracy=torch.where(valid, (correct.float() / divisor).sum(-1), 0).sum(),
+                   exact_accuracy=(valid & seq_correct).sum(), lm_loss=token_loss.detach())
+    return token_loss + q_loss, metrics
+
+
+def candidate_log_probs(logits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Returns (B, A) summed log-probabilities of candidate token sequences read at the answer slots.
+
+    logits (B, K, V) are the answer slots; candidates (B, A, K) hold each candidate's tokens, IGNORE_INDEX after
+    its end. A candidate that is all IGNORE_INDEX (padding) gets −inf, so a softmax over A ignores it.
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)  # (B, K, V)
+    valid = candidates != IGNORE_INDEX  # (B, A, K)
+    tokens = torch.where(valid, candidates, 0)
+    picked = logp.unsqueeze(1).expand(-1, tokens.shape[1], -1, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    scores = (picked * valid).sum(-1)  # (B, A)
+    return scores.masked_fill(~valid.any(-1), float("-inf"))
+
+
+def distillation_loss(carry: Carry, output: HrmOutput,
+                      continue_loss: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Returns (summed loss, summed metrics) for imitating a teacher's distribution over candidate answers.
+
+    The batch carries "candidates" (B, A, K), "teacher_probs" (B, A) and optionally per-row "weights" (B,).
+    loss = Σ_rows weight · CE(teacher, student) +
+    0.5 (Q-halt BCE + Q-continue BCE), where the student's distribution is the softmax over candidates of their
+    summed token log-probabilities and "correct" (the Q-halt target) means the student's argmax is the teacher's.
+    """
+    candidates, teacher = carry.data["candidates"], carry.data["teacher_probs"]
+    student_logp = torch.log_softmax(candidate_log_probs(output.logits, candidates), dim=-1)  # (B, A)
+    cross_entropy = -(teacher * student_logp.masked_fill(teacher == 0, 0.0)).sum(-1)  # (B,)
+    if "weights" in carry.data:
+        cross_entropy = cross_entropy * carry.data["weights"]
+    cross_entropy = cross_entropy.sum()
+    agree = (student_logp.argmax(-1) == teacher.argmax(-1)).detach()
+    q_loss, metrics = q_losses(carry, output, agree, carry.halted, continue_loss)
+    agreed = (carry.halted & agree).sum()
+    metrics.update(accuracy=agreed, exact_accuracy=agreed, lm_loss=cross_entropy.detach())
+    return cross_entropy + q_loss, metrics

@@ -6,6 +6,7 @@ checkpoints that resume bit for bit. `fit` drives it over a batch source with ri
 The batch source is a function of the step index, so a resumed run sees exactly the batches it would have seen.
 """
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -18,11 +19,12 @@ from hrm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hrm.device import autocast, pick_device
 from hrm.distributed import average_gradients, broadcast_module, gather_objects, rank, sum_metrics, world_size
 from hrm.losses import IGNORE_INDEX, TOKEN_LOSSES, act_loss
-from hrm.model import Carry, Hrm, HrmConfig
+from hrm.model import Carry, Hrm, HrmConfig, HrmOutput
 from hrm.optim import AdamATan2, SignSGD, warmup_cosine
 from hrm.runlog import MetricsLog, format_metrics
 
 Batch = dict[str, torch.Tensor]
+LossFn = Callable[[Carry, HrmOutput], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,12 @@ class Trainer:
     ranks, so every rank holds the same parameters and sees the global metrics.
     """
 
-    def __init__(self, model: Hrm, config: TrainConfig, device: torch.device | str | None = None):
+    def __init__(self, model: Hrm, config: TrainConfig, device: torch.device | str | None = None,
+                 loss_fn: LossFn | None = None):
         self.device = device if isinstance(device, torch.device) else pick_device(device)
+        # Token prediction by default; distillation passes hrm.losses.distillation_loss.
+        self.loss_fn = loss_fn or functools.partial(act_loss, loss_type=config.loss_type,
+                                                    continue_loss=config.continue_loss)
         self.model = model.to(self.device)
         broadcast_module(self.model)
         self.config = config
@@ -118,7 +124,7 @@ class Trainer:
 
         with autocast(self.device, self.config.mixed_precision):
             self.carry, output = self.model(self.carry, batch)
-            loss, sums = act_loss(self.carry, output, self.config.loss_type, self.config.continue_loss)
+            loss, sums = self.loss_fn(self.carry, output)
         batch_size = batch["inputs"].shape[0]
         self.scaler.scale(loss / batch_size).backward()
         # Average before unscaling, so every rank sees the same gradients and the same inf/nan verdict.
@@ -182,10 +188,11 @@ class Trainer:
         return Path(path)
 
     @classmethod
-    def resume(cls, path: str | Path, device: torch.device | str | None = None) -> "Trainer":
+    def resume(cls, path: str | Path, device: torch.device | str | None = None,
+               loss_fn: LossFn | None = None) -> "Trainer":
         """Returns a Trainer rebuilt from a checkpoint: same model config, train config and state."""
         state = load_checkpoint(path)
-        trainer = cls(Hrm(model_config_from(state, path)), train_config_from(state, path), device)
+        trainer = cls(Hrm(model_config_from(state, path)), train_config_from(state, path), device, loss_fn)
         trainer.load_state_dict(state)
         return trainer
 
@@ -254,14 +261,19 @@ def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *,
         eval_batches: Callable[[], Iterable[Batch]] | None = None, eval_every: int = 0,
         checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
         log: MetricsLog | None = None, log_every: int = 50, console: Console | None = None,
-        until: Callable[[dict], bool] | None = None) -> dict[str, float]:
+        until: Callable[[dict], bool] | None = None,
+        evaluator: Callable[[Hrm, Iterable[Batch]], dict[str, float]] | None = None,
+        on_eval: Callable[[dict], None] | None = None) -> dict[str, float]:
     """Trains from `trainer.step` to `total_steps`; returns the last metrics (eval metrics prefixed "eval_").
 
     `batch_at(step)` gives the batch for a step. Every `eval_every` steps (and at the end) the model is evaluated on
-    `eval_batches()`; every `checkpoint_every` steps (and at the end) a checkpoint is written. `until(metrics)`
-    may stop the run early (for example once eval exact accuracy reaches a target).
+    `eval_batches()` with `evaluator` (token metrics by default) and `on_eval(metrics)` is called; every
+    `checkpoint_every` steps (and at the end) a checkpoint is written. `until(metrics)` may stop the run early
+    (for example once eval exact accuracy reaches a target).
     """
     console = console or Console(stderr=True)
+    evaluator = evaluator or functools.partial(evaluate, loss_type=trainer.config.loss_type,
+                                               mixed_precision=trainer.config.mixed_precision)
     total = trainer.config.total_steps
     last: dict[str, float] = {}
     columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -273,9 +285,10 @@ def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *,
             last = metrics
             done = trainer.step >= total
             if eval_batches is not None and ((eval_every and trainer.step % eval_every == 0) or done):
-                evaluation = evaluate(trainer.model, eval_batches(), trainer.config.loss_type,
-                                      mixed_precision=trainer.config.mixed_precision)
+                evaluation = evaluator(trainer.model, eval_batches())
                 last = {**metrics, **{f"eval_{k}": v for k, v in evaluation.items()}}
+                if on_eval is not None and rank() == 0:
+                    on_eval(last)
             if rank() == 0 and (trainer.step % log_every == 0 or done or len(last) > len(metrics)):
                 console.print(format_metrics(last))
                 if log is not None:

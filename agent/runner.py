@@ -1,0 +1,110 @@
+"""The vectorised episode runner: N text environments in lockstep, one policy call per step for the whole batch.
+
+Each step: observe every env, ask the policy once, step every env with its chosen action, then write the step's
+decisions, the episodes that ended (return, length, success) and the episodes that replace them in one store
+transaction. Reset seeds are drawn from the runner's seed and recorded, so any episode can be replayed.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agent.envs import TextEnv, make_env
+from agent.policy import Observation, Policy
+from agent.prompts import teacher_prompt
+from data.store import DecisionRecord, EpisodeEnd, EpisodeStart, ExperienceStore
+
+
+def observe(env: TextEnv) -> Observation:
+    """Returns what a policy sees of `env` now."""
+    return Observation(env.name, env.task_id, env.observation_text(), tuple(env.legal_actions()), env.state,
+                       task=env.task_description())
+
+
+@dataclass
+class FinishedEpisode:
+    """An episode the runner closed."""
+
+    episode_id: int
+    env: str
+    policy: str
+    episode_return: float
+    length: int
+    success: bool
+    truncated: bool
+
+
+@dataclass
+class _Slot:
+    env: TextEnv
+    episode_id: int = 0
+    step: int = 0
+    episode_return: float = 0.0
+
+
+@dataclass
+class VectorRunner:
+    """Steps `len(env_names)` environments in lockstep under a policy and records everything in the store."""
+
+    env_names: Sequence[str]
+    store: ExperienceStore
+    policy: Policy
+    """The acting policy; may be replaced between steps (hot-swap)."""
+    seed: int = 0
+    greedy: bool = False
+    """Act on the argmax instead of sampling."""
+    slots: list[_Slot] = field(init=False)
+
+    def __post_init__(self):
+        self.seeds = np.random.default_rng(self.seed)
+        self.slots = [_Slot(make_env(name)) for name in self.env_names]
+        starts = [self._reset(slot) for slot in self.slots]
+        for slot, episode_id in zip(self.slots, self.store.start_episodes(starts), strict=True):
+            slot.episode_id = episode_id
+
+    def _reset(self, slot: _Slot) -> EpisodeStart:
+        seed = int(self.seeds.integers(0, 2**31 - 1))
+        slot.env.reset(seed=seed)
+        slot.step, slot.episode_return = 0, 0.0
+        return EpisodeStart(slot.env.name, seed, self.policy.name, getattr(self.policy, "version", None))
+
+    def step(self) -> list[FinishedEpisode]:
+        """Runs one lockstep step of every env; returns the episodes that ended in it."""
+        policy = self.policy
+        version = getattr(policy, "version", None)
+        observations = [observe(slot.env) for slot in self.slots]
+        decisions = policy.decide(observations, greedy=self.greedy)
+        records, endings, starts, finished, restarted = [], [], [], [], []
+        for slot, obs, decision in zip(self.slots, observations, decisions, strict=True):
+            _, reward, terminated, truncated, _ = slot.env.step(decision.action)
+            reward = float(reward)
+            records.append(DecisionRecord(
+                slot.episode_id, slot.step, obs.env_name, obs.task_id, str(obs.state), obs.text,
+                teacher_prompt(obs), obs.legal_actions, decision.action, decision.probs, policy.name, version,
+                reward, bool(terminated), bool(truncated)))
+            slot.step += 1
+            slot.episode_return += reward
+            if terminated or truncated:
+                success = bool(slot.env.success(slot.episode_return, bool(terminated)))
+                endings.append(EpisodeEnd(slot.episode_id, slot.episode_return, slot.step, success, bool(truncated)))
+                finished.append(FinishedEpisode(slot.episode_id, slot.env.name, policy.name, slot.episode_return,
+                                                slot.step, success, bool(truncated)))
+                starts.append(self._reset(slot))
+                restarted.append(slot)
+        new_ids = self.store.record_step(records, endings, starts)
+        for slot, episode_id in zip(restarted, new_ids, strict=True):
+            slot.episode_id = episode_id
+        return finished
+
+    def run(self, max_episodes: int | None = None, max_decisions: int | None = None,
+            stop: Callable[[], bool] | None = None) -> list[FinishedEpisode]:
+        """Steps until `max_episodes` episodes ended, `max_decisions` decisions were made, or `stop()`; returns
+        the finished episodes."""
+        finished: list[FinishedEpisode] = []
+        decisions = 0
+        while not ((max_episodes is not None and len(finished) >= max_episodes)
+                   or (max_decisions is not None and decisions >= max_decisions) or (stop is not None and stop())):
+            finished += self.step()
+            decisions += len(self.slots)
+        return finished

@@ -1,0 +1,138 @@
+"""Token tensors for the HRM student, built from stored decisions.
+
+The student reads a compact input, not GPT-2's instructions: the observation text and the legal actions, as GPT-2
+tokens, left-truncated and left-padded to a fixed length, followed by K answer slots. Each legal action is a
+candidate answer: its tokens (" south" → [5366]) written into the slots. Targets are the teacher's full
+distribution over the legal actions. Train and held-out sets are split by episode, never by decision, with a
+fixed seed, so held-out agreement measures play the student has not seen.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from data.store import DecisionRecord, ExperienceStore
+from data.tokenizer import gpt2_tokenizer
+
+IGNORE_INDEX = -100
+
+
+def student_text(observation: str, legal_actions: Sequence[str]) -> str:
+    """Returns the text the student reads: the observation, then the legal actions."""
+    return f"{observation}\nActions: {', '.join(legal_actions)}"
+
+
+class StudentEncoder:
+    """Turns (observation text, legal actions, task id) into the HRM's input ids and candidate answers."""
+
+    def __init__(self, seq_len: int, answer_len: int):
+        self.tokenizer = gpt2_tokenizer()
+        self.seq_len, self.answer_len = seq_len, answer_len
+        self.pad_id = self.tokenizer.eos_token_id
+        self.slot_id = self.tokenizer("?").input_ids[0]
+        self._candidates: dict[str, list[int]] = {}
+
+    def candidate_tokens(self, action: str) -> list[int]:
+        """Returns the action's answer tokens (the GPT-2 tokens of " action"); at most answer_len of them."""
+        if action not in self._candidates:
+            tokens = self.tokenizer(" " + action).input_ids
+            if len(tokens) > self.answer_len:
+                raise ValueError(f"action {action!r} is {len(tokens)} GPT-2 tokens; the student answers with at most "
+                                 f"{self.answer_len} (raise answer_len)")
+            self._candidates[action] = tokens
+        return self._candidates[action]
+
+    def encode(self, items: Sequence[tuple[str, Sequence[str], int]]) -> dict[str, torch.Tensor]:
+        """Returns a batch {"inputs" (N, T), "task_ids" (N,), "candidates" (N, A, K)} for (text, actions, task) items.
+
+        Rows with fewer than A legal actions are padded with all-IGNORE_INDEX candidates.
+        """
+        body = self.seq_len - self.answer_len
+        most_actions = max(len(actions) for _, actions, _ in items)
+        inputs = torch.full((len(items), self.seq_len), self.pad_id, dtype=torch.long)
+        candidates = torch.full((len(items), most_actions, self.answer_len), IGNORE_INDEX, dtype=torch.long)
+        texts = [student_text(observation, actions) for observation, actions, _ in items]
+        for row, (ids, (_, actions, _)) in enumerate(zip(self.tokenizer(texts).input_ids, items, strict=True)):
+            ids = ids[-body:]  # left truncation keeps the end: the actions and the latest part of the observation
+            inputs[row, body - len(ids):body] = torch.tensor(ids)
+            inputs[row, body:] = self.slot_id
+            for a, action in enumerate(actions):
+                tokens = self.candidate_tokens(action)
+                candidates[row, a, :len(tokens)] = torch.tensor(tokens)
+        task_ids = torch.tensor([task for _, _, task in items], dtype=torch.long)
+        return {"inputs": inputs, "task_ids": task_ids, "candidates": candidates}
+
+
+@dataclass
+class DistillationSplit:
+    """Tensors of one split: the encoded batch plus "teacher_probs" (N, A) and, per row, the decision's state."""
+
+    tensors: dict[str, torch.Tensor]
+    states: list[tuple[str, str]]  # (env, state) per row
+    episode_ids: list[int]
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+
+@dataclass
+class DistillationData:
+    """Train and held-out splits (by episode) of the teacher's stored decisions."""
+
+    train: DistillationSplit
+    held_out: DistillationSplit
+
+    def unseen_mask(self) -> torch.Tensor:
+        """Returns (N_held_out,) bool: the held-out decision's state never occurs in the training split."""
+        seen = set(self.train.states)
+        return torch.tensor([s not in seen for s in self.held_out.states], dtype=torch.bool)
+
+
+def is_teacher_decision(decision: DecisionRecord) -> bool:
+    """True for decisions made by a teacher (GPT-2 or an oracle), not by the HRM student itself."""
+    return not decision.policy.startswith("hrm")
+
+
+def split_episodes(episode_ids: Sequence[int], held_out_fraction: float, seed: int) -> tuple[set[int], set[int]]:
+    """Returns (train, held-out) episode id sets: a seeded shuffle, at least one episode on each side if possible."""
+    ids = np.array(sorted(set(episode_ids)))
+    np.random.default_rng(seed).shuffle(ids)
+    n_held = int(round(len(ids) * held_out_fraction))
+    if len(ids) >= 2:
+        n_held = min(max(n_held, 1), len(ids) - 1)
+    return set(ids[n_held:].tolist()), set(ids[:n_held].tolist())
+
+
+def _split(encoder: StudentEncoder, decisions: list[DecisionRecord], weights: list[float]) -> DistillationSplit:
+    if not decisions:
+        tensors = {"inputs": torch.zeros(0, encoder.seq_len, dtype=torch.long),
+                   "task_ids": torch.zeros(0, dtype=torch.long),
+                   "candidates": torch.zeros(0, 1, encoder.answer_len, dtype=torch.long),
+                   "teacher_probs": torch.zeros(0, 1), "weights": torch.zeros(0)}
+        return DistillationSplit(tensors, [], [])
+    tensors = encoder.encode([(d.observation, d.legal_actions, d.task_id) for d in decisions])
+    probs = torch.zeros(tensors["candidates"].shape[:2])
+    for row, d in enumerate(decisions):
+        probs[row, :len(d.probs)] = torch.tensor(d.probs)
+    tensors["teacher_probs"] = probs / probs.sum(-1, keepdim=True)
+    tensors["weights"] = torch.tensor(weights, dtype=torch.float32)
+    return DistillationSplit(tensors, [(d.env, d.state) for d in decisions], [d.episode_id for d in decisions])
+
+
+def build_distillation_data(store: ExperienceStore, encoder: StudentEncoder, held_out_fraction: float = 0.2,
+                            seed: int = 0, envs: Sequence[str] | None = None,
+                            failure_weight: float = 1.0) -> DistillationData:
+    """Returns the teacher's stored decisions as train/held-out tensors, split by episode with `seed`.
+
+    `failure_weight` < 1 down-weights decisions from episodes that did not succeed (outcome weighting).
+    """
+    decisions = [d for d in store.decisions() if is_teacher_decision(d) and (envs is None or d.env in envs)]
+    train_ids, _ = split_episodes([d.episode_id for d in decisions], held_out_fraction, seed)
+    outcome = {e.id: e.success for e in store.episodes(finished=True)}
+    weights = [1.0 if outcome.get(d.episode_id, True) else failure_weight for d in decisions]
+    train = [(d, w) for d, w in zip(decisions, weights, strict=True) if d.episode_id in train_ids]
+    held = [(d, w) for d, w in zip(decisions, weights, strict=True) if d.episode_id not in train_ids]
+    return DistillationData(_split(encoder, [d for d, _ in train], [w for _, w in train]),
+                            _split(encoder, [d for d, _ in held], [w for _, w in held]))
