@@ -1,0 +1,56 @@
+"""The registered text environments: name → (task id, TextEnv class, gymnasium id, make kwargs).
+
+Task ids are rows of the HRM's task embedding, so an id is never renumbered or reused; a new env takes the next
+free id below MAX_TASKS. Adding a gymnasium env is a TextEnv subclass and one row here.
+
+| task id | name              | gymnasium env                                      |
+| ------- | ----------------- | -------------------------------------------------- |
+| 0       | FrozenLake-v1     | FrozenLake-v1 (4x4, slippery, 100-step limit)      |
+| 1       | FrozenLake-v1-8x8 | FrozenLake8x8-v1 (8x8, slippery, 200-step limit)   |
+| 2       | Taxi-v4           | Taxi-v4 (dry, non-fickle, 200-step limit)          |
+| 3       | CliffWalking-v1   | CliffWalking-v1 + a 200-step limit                 |
+| 4       | Blackjack-v1      | Blackjack-v1 (sab=True)                            |
+"""
+
+from typing import Any, NamedTuple
+
+import gymnasium
+
+from agent.envs.base import TextEnv
+from agent.envs.blackjack import Blackjack
+from agent.envs.cliff_walking import CliffWalking
+from agent.envs.frozen_lake import FrozenLake
+from agent.envs.taxi import Taxi
+
+MAX_TASKS = 16  # rows in the HRM's task embedding
+
+
+class EnvSpec(NamedTuple):
+    """How to build one registered env: its task id, TextEnv class, gymnasium id and `gymnasium.make` kwargs."""
+
+    task_id: int
+    text_env: type[TextEnv]
+    gym_id: str
+    make_kwargs: dict[str, Any]
+
+
+_SPECS: dict[str, EnvSpec] = {
+    "FrozenLake-v1": EnvSpec(0, FrozenLake, "FrozenLake-v1", {}),
+    # gymnasium's own 8x8 registration: FrozenLake-v1 with map_name="8x8" would keep the 4x4's 100-step limit.
+    "FrozenLake-v1-8x8": EnvSpec(1, FrozenLake, "FrozenLake8x8-v1", {}),
+    "Taxi-v4": EnvSpec(2, Taxi, "Taxi-v4", {}),
+    # CliffWalking-v1 is registered without a TimeLimit; a wandering policy would never end an episode.
+    "CliffWalking-v1": EnvSpec(3, CliffWalking, "CliffWalking-v1", {"max_episode_steps": 200}),
+    "Blackjack-v1": EnvSpec(4, Blackjack, "Blackjack-v1", {}),
+}
+
+ENV_NAMES: tuple[str, ...] = tuple(_SPECS)
+TASK_IDS: dict[str, int] = {name: spec.task_id for name, spec in _SPECS.items()}
+
+
+def make_env(name: str) -> TextEnv:
+    """Return a new TextEnv for a registered name; a ValueError names the choices for any other."""
+    if name not in _SPECS:
+        raise ValueError(f"unknown environment {name!r}; choose one of: {', '.join(ENV_NAMES)}")
+    spec = _SPECS[name]
+    return spec.text_env(name, spec.task_id, gymnasium.make(spec.gym_id, **spec.make_kwargs))

@@ -1,0 +1,73 @@
+import doctest
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import agent.envs.base
+from agent.envs import ENV_NAMES, MAX_TASKS, TASK_IDS, make_env
+
+# name → (gymnasium id, make kwargs, step limit): what each text env must wrap.
+GYMNASIUM = {
+    "FrozenLake-v1": ("FrozenLake-v1", {}, 100),
+    "FrozenLake-v1-8x8": ("FrozenLake8x8-v1", {}, 200),
+    "Taxi-v4": ("Taxi-v4", {}, 200),
+    "CliffWalking-v1": ("CliffWalking-v1", {"max_episode_steps": 200}, 200),
+    "Blackjack-v1": ("Blackjack-v1", {}, None),
+}
+
+
+def test_task_ids_are_stable_and_unique():
+    # These ids are rows of trained HRMs' task embeddings: changing one breaks every checkpoint.
+    expected = {"FrozenLake-v1": 0, "FrozenLake-v1-8x8": 1, "Taxi-v4": 2, "CliffWalking-v1": 3, "Blackjack-v1": 4}
+    assert TASK_IDS == expected
+    assert len(set(TASK_IDS.values())) == len(TASK_IDS) and max(TASK_IDS.values()) < MAX_TASKS
+    assert set(ENV_NAMES) == set(GYMNASIUM)
+    assert all(make_env(name).task_id == TASK_IDS[name] and make_env(name).name == name for name in ENV_NAMES)
+
+
+def test_unknown_name_lists_the_choices():
+    with pytest.raises(ValueError, match="unknown environment 'Pong'.*FrozenLake-v1, FrozenLake-v1-8x8, Taxi-v4"):
+        make_env("Pong")
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_steps_are_gymnasiums_own(name):
+    gym_id, kwargs, step_limit = GYMNASIUM[name]
+    env, reference = make_env(name), gymnasium.make(gym_id, **kwargs)
+    assert env.env.spec.max_episode_steps == step_limit
+    assert len(env.action_names) == reference.action_space.n
+    rng = np.random.default_rng(0)
+    assert env.reset(seed=7) == reference.reset(seed=7)[0]
+    for _ in range(300):
+        action = int(rng.integers(len(env.action_names)))
+        ours, theirs = env.step(action), reference.step(action)
+        assert ours[:4] == theirs[:4] and env.state == ours[0]
+        if ours[2] or ours[3]:
+            seed = int(rng.integers(1000))
+            assert env.reset(seed=seed) == reference.reset(seed=seed)[0]
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_text_is_plain_and_actions_are_all_legal(name):
+    env = make_env(name)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        text = env.observation_text()
+        assert text.isascii() and "\x1b" not in text and text.strip() == text
+        assert env.legal_actions() == env.action_names
+        if any(env.step(int(rng.integers(len(env.action_names))))[2:4]):
+            env.reset()
+    description = env.task_description()
+    assert description.endswith(".") and description.count(". ") == 0
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_underlying_env_passes_gymnasium_check_env(name):
+    check_env(make_env(name).env.unwrapped, skip_render_check=True)
+
+
+def test_docstring_example_runs():
+    assert doctest.testmod(agent.envs.base).failed == 0
