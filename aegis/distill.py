@@ -67,6 +67,8 @@ class DistillArgs:
     """Fewer usable teacher decisions than this is an error."""
     held_out_fraction: float = 0.2
     """Fraction of episodes held out for evaluation."""
+    continue_loss: bool = False
+    """Train Q-continue on a bootstrapped target (one more segment per step); off by default, as in TRM."""
     failure_weight: float = 1.0
     """Weight of decisions from episodes that failed (outcome weighting; 1 weighs all alike)."""
     preset: Literal["agent-29m"] = "agent-29m"
@@ -207,7 +209,7 @@ def distill(args: DistillArgs) -> dict:
         train_config = TrainConfig(total_steps=total, lr=args.lr, warmup_steps=min(args.warmup_steps, total // 5),
                                    lr_min_ratio=0.1, weight_decay=0.1, optimizer=args.optimizer,
                                    grad_clip=args.grad_clip, mixed_precision=mixed_precision_for(args, device),
-                                   seed=args.seed)
+                                   continue_loss=args.continue_loss, seed=args.seed)
         trainer = Trainer(Hrm(config), train_config, device, loss_fn=distillation_loss)
         run_dir = Path(args.out) / f"distill-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         run_id = None

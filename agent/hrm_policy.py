@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agent.policy import Decision, Observation
+from agent.policy import Decision, Observation, decision_from_scores
 from data.datasets import StudentEncoder
 from hrm import Hrm, load_model
 from hrm.losses import candidate_log_probs
@@ -48,15 +48,6 @@ class HrmPolicy:
 
     def decide(self, observations: list[Observation], greedy: bool = False) -> list[Decision]:
         """Returns one decision per observation: softmax over its legal actions' scores, argmax or a sample."""
-        scores = self.action_scores(observations).double()
-        decisions = []
-        for row, obs in zip(scores, observations, strict=True):
-            logits = row[:len(obs.legal_actions)]
-            probs = torch.softmax(logits, 0).numpy()
-            if greedy:
-                action = int(probs.argmax())
-            else:
-                sampling = torch.softmax(logits / self.temperature, 0).numpy()
-                action = int(self.rng.choice(len(sampling), p=sampling / sampling.sum()))
-            decisions.append(Decision(action, tuple(float(p) for p in probs)))
-        return decisions
+        scores = self.action_scores(observations).double().numpy()
+        return [decision_from_scores(row[:len(obs.legal_actions)], self.rng, greedy, self.temperature)
+                for row, obs in zip(scores, observations, strict=True)]

@@ -29,6 +29,7 @@ class OracleTeacher:
         self.temperature = temperature
         self.epsilon = epsilon
         self.name = "oracle" if epsilon == 0 else f"oracle:{epsilon:g}"
+        self.version = None
         self._rng = np.random.default_rng(seed)
         self._envs: dict[str, TextEnv] = {}  # one per env name: the source of optimal_q
 

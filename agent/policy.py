@@ -30,6 +30,7 @@ class Policy(Protocol):
     """Anything that decides a batch of observations at once (the runner steps its envs in lockstep)."""
 
     name: str
+    version: int | None  # the registered model version acting; None for teachers and baselines
 
     def decide(self, observations: list[Observation], greedy: bool = False) -> list[Decision]:
         """Return one Decision per observation: sampled from its probabilities, or their argmax when greedy."""
@@ -42,10 +43,28 @@ def decision_from_probs(probs: np.ndarray, rng: np.random.Generator, greedy: boo
     return Decision(action, tuple(float(p) for p in probs))
 
 
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Return the softmax of a 1-D array of log-scores, in float64."""
+    z = np.exp(np.asarray(scores, dtype=np.float64) - np.max(scores))
+    return z / z.sum()
+
+
+def decision_from_scores(scores: np.ndarray, rng: np.random.Generator, greedy: bool,
+                         temperature: float = 1.0) -> Decision:
+    """Return the Decision for per-action log-scores: it stores softmax(scores) and acts on its argmax (greedy) or
+    on a sample from softmax(scores / temperature)."""
+    probs = softmax(scores)
+    if greedy or temperature == 1.0:
+        return decision_from_probs(probs, rng, greedy)
+    action = int(rng.choice(len(probs), p=softmax(np.asarray(scores, dtype=np.float64) / temperature)))
+    return Decision(action, tuple(float(p) for p in probs))
+
+
 class RandomPolicy:
     """Uniform over the legal actions; greedy takes the first legal action (the argmax of a uniform distribution)."""
 
     name = "random"
+    version = None
 
     def __init__(self, seed: int = 0):
         self._rng = np.random.default_rng(seed)

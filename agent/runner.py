@@ -67,12 +67,12 @@ class VectorRunner:
         seed = int(self.seeds.integers(0, 2**31 - 1))
         slot.env.reset(seed=seed)
         slot.step, slot.episode_return = 0, 0.0
-        return EpisodeStart(slot.env.name, seed, self.policy.name, getattr(self.policy, "version", None))
+        return EpisodeStart(slot.env.name, seed, self.policy.name, self.policy.version)
 
     def step(self) -> list[FinishedEpisode]:
         """Runs one lockstep step of every env; returns the episodes that ended in it."""
         policy = self.policy
-        version = getattr(policy, "version", None)
+        version = policy.version
         observations = [observe(slot.env) for slot in self.slots]
         decisions = policy.decide(observations, greedy=self.greedy)
         records, endings, starts, finished, restarted = [], [], [], [], []

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from agent.policy import Decision, Observation
+from agent.policy import Decision, Observation, decision_from_scores
 from agent.prompts import teacher_prompt
 from data.tokenizer import gpt2_tokenizer
 
@@ -80,6 +80,7 @@ class Gpt2Teacher:
     temperature: float = 1.0
     seed: int = 0
     device: torch.device = torch.device("cpu")
+    version = None  # teachers are not registered model versions
 
     def __post_init__(self):
         self.model = self.model.to(self.device).eval()
@@ -142,13 +143,4 @@ class Gpt2Teacher:
         """Returns one decision per observation: the distribution over its legal actions and the chosen index."""
         scores = self.action_log_probs([teacher_prompt(o) for o in observations],
                                        [list(o.legal_actions) for o in observations])
-        decisions = []
-        for s in scores:
-            probs = torch.softmax(s.double(), dim=0).numpy()
-            if greedy:
-                action = int(probs.argmax())
-            else:
-                sampling = torch.softmax(s.double() / self.temperature, dim=0).numpy()
-                action = int(self.rng.choice(len(sampling), p=sampling / sampling.sum()))
-            decisions.append(Decision(action, tuple(float(p) for p in probs)))
-        return decisions
+        return [decision_from_scores(s.double().numpy(), self.rng, greedy, self.temperature) for s in scores]

@@ -228,12 +228,14 @@ class Hrm(nn.Module):
             data={k: torch.empty_like(v) for k, v in batch.items()},
         )
 
-    def forward(self, carry: Carry, batch: dict[str, torch.Tensor], adaptive: bool = False) -> tuple[Carry, HrmOutput]:
+    def forward(self, carry: Carry, batch: dict[str, torch.Tensor], adaptive: bool = False,
+                q_target: bool = True) -> tuple[Carry, HrmOutput]:
         """Runs one segment: halted rows restart on `batch`'s example, the others continue. Returns (carry, output).
 
         Training: a row halts at halt_max_steps or when Q-halt > Q-continue, after a random minimum number of steps
-        with probability halt_exploration_prob. Evaluation: a row halts at halt_max_steps, or, with `adaptive`,
-        as soon as Q-halt > Q-continue.
+        with probability halt_exploration_prob; with `q_target` one more segment (no gradient) gives the
+        bootstrapped Q-continue target. Evaluation: a row halts at halt_max_steps, or, with `adaptive`, as soon as
+        Q-halt > Q-continue.
         """
         cfg = self.config
         reset = carry.halted.view(-1, 1, 1)
@@ -258,10 +260,11 @@ class Hrm(nn.Module):
                 explore = torch.rand_like(q_halt) < cfg.halt_exploration_prob
                 min_steps = explore * torch.randint_like(steps, low=2, high=cfg.halt_max_steps + 1)
                 halted = halted & (steps >= min_steps)
-                # Q-learning target for "continue": the next segment's value (halt if that is the last step).
-                next_halt, next_continue = self.q_values(self.segment(z_H.detach(), z_L.detach(), x)[0])
-                output.target_q_continue = torch.sigmoid(
-                    torch.where(is_last, next_halt, torch.maximum(next_halt, next_continue)))
+                if q_target:
+                    # Q-learning target for "continue": the next segment's value (halt if that is the last step).
+                    next_halt, next_continue = self.q_values(self.segment(z_H.detach(), z_L.detach(), x)[0])
+                    output.target_q_continue = torch.sigmoid(
+                        torch.where(is_last, next_halt, torch.maximum(next_halt, next_continue)))
             elif adaptive:
                 halted = halted | (q_halt > q_continue)
         return Carry(z_H.detach(), z_L.detach(), steps, halted, data), output

@@ -123,7 +123,7 @@ class Trainer:
                 group["lr"] = base_lr * scale
 
         with autocast(self.device, self.config.mixed_precision):
-            self.carry, output = self.model(self.carry, batch)
+            self.carry, output = self.model(self.carry, batch, q_target=self.config.continue_loss)
             loss, sums = self.loss_fn(self.carry, output)
         batch_size = batch["inputs"].shape[0]
         self.scaler.scale(loss / batch_size).backward()
