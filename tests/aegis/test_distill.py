@@ -1,0 +1,91 @@
+"""Distillation end to end: train_hrm.py as a user runs it, learning to the threshold, activation rules, torchrun."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from aegis.distill import DistillArgs, distill
+from agent.oracle import OracleTeacher
+from agent.runner import VectorRunner
+from data.store import ExperienceStore
+from tests.conftest import ROOT
+
+SMALL = ["--hidden-size", "32", "--halt-max-steps", "2", "--batch-size", "16", "--device", "cpu"]
+
+
+def oracle_store(path, decisions: int, seed: int = 0) -> ExperienceStore:
+    """A store holding about `decisions` oracle decisions, half FrozenLake-v1 and half Taxi-v4."""
+    store = ExperienceStore(path)
+    runner = VectorRunner(["FrozenLake-v1", "Taxi-v4"] * 4, store, OracleTeacher(seed=seed), seed=seed)
+    runner.run(max_decisions=decisions)
+    return store
+
+
+def train_hrm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "train_hrm.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_train_hrm_registers_a_version_from_the_store(tmp_path):
+    db = tmp_path / "aegis.db"
+    oracle_store(db, 160).close()
+    result = train_hrm("--db", str(db), "--out", str(tmp_path / "models"), "--epochs", "1", "--min-examples", "50",
+                       "--threshold", "1.01", *SMALL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "version 1: held-out agreement" in result.stdout
+    assert "below the 101% threshold; the teacher keeps acting" in result.stdout
+    store = ExperienceStore(db)
+    [version] = store.model_versions()
+    assert version.status == "candidate" and store.active_version() is None  # below threshold: not activated
+    [run] = store.training_runs()
+    assert run.status == "succeeded" and run.model_version_id == version.id and run.metrics
+    assert (tmp_path / "models").glob("distill-*/metrics.jsonl")
+
+
+def test_train_hrm_on_an_empty_store_says_why_and_exits_2(tmp_path):
+    result = train_hrm("--db", str(tmp_path / "empty.db"), *SMALL)
+    assert result.returncode == 2
+    assert "holds 0 usable teacher decisions; distillation needs at least 100" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_train_hrm_dry_run_prints_parameters_and_loss():
+    result = train_hrm("--dry-run", "--batch-size", "2", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "agent-29m: 29,008,898 parameters" in result.stdout
+    loss = float(result.stdout.split("loss ")[1].split()[0])
+    assert 9.0 < loss < 13.0  # ≈ ln(50,257) = 10.8 for an untrained model
+
+
+def test_train_hrm_bad_flag_value_is_one_line_and_exit_2():
+    result = train_hrm("--batch-size", "lots")
+    assert result.returncode == 2
+    assert "invalid int value: 'lots'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_distillation_learns_the_oracle_to_the_threshold_and_activates(tmp_path):
+    """~1,100 oracle decisions from FrozenLake + Taxi; a reduced-width student reaches ≥70 % held-out agreement."""
+    db = tmp_path / "aegis.db"
+    oracle_store(db, 1100).close()
+    args = DistillArgs(db=str(db), out=str(tmp_path / "models"), epochs=6, batch_size=32, lr=1e-3, hidden_size=128,
+                       halt_max_steps=2, device="cpu", log_every=1000)
+    result = distill(args)
+    print(f"held-out agreement {result['agreement']:.3f} (unseen states {result.get('unseen_agreement')})")
+    assert result["agreement"] >= 0.70
+    assert result["activated"] and ExperienceStore(db).active_version().id == result["version"]
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_finishes_and_writes_one_checkpoint(tmp_path):
+    db = tmp_path / "aegis.db"
+    oracle_store(db, 160).close()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "train_hrm.py",
+           "--db", str(db), "--out", str(tmp_path / "models"), "--epochs", "1", "--min-examples", "50", *SMALL]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "models").glob("distill-*/last.pt"))) == 1
+    assert len(ExperienceStore(db).model_versions()) == 1  # only rank 0 registers
