@@ -13,7 +13,7 @@ def make_teacher(spec: str, seed: int = 0, temperature: float = 1.0, device: str
             try:
                 epsilon = float(spec.split(":", 1)[1])
             except ValueError:
-                raise ValueError(f"teacher {spec!r}: write oracle:EPS with EPS a number in [0, 1], e.g. oracle:0.5")
+                raise ValueError(f"teacher {spec!r}: write oracle:EPS with EPS in [0, 1], e.g. oracle:0.5") from None
             if not 0.0 <= epsilon <= 1.0:
                 raise ValueError(f"teacher {spec!r}: EPS must lie in [0, 1]")
         return OracleTeacher(epsilon=epsilon, seed=seed)
