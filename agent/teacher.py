@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
+from transformers.utils import logging as transformers_logging
 
 from agent.policy import Decision, Observation, decision_from_scores
 from agent.prompts import teacher_prompt
@@ -53,6 +54,7 @@ def tiny_teacher_dir(folder: Path = TINY_DIR) -> Path:
 
 def load_gpt2(spec: str) -> GPT2LMHeadModel:
     """Returns GPT-2 weights for `spec`: "tiny", a local save_pretrained folder, or a Hugging Face hub id."""
+    transformers_logging.disable_progress_bar()  # the agent's own display reports progress
     if spec == "tiny":
         return GPT2LMHeadModel.from_pretrained(tiny_teacher_dir())
     if Path(spec).is_dir():

@@ -215,6 +215,11 @@ def train_config_from(state: dict, path: str | Path = "checkpoint") -> TrainConf
         raise CheckpointError(f"checkpoint {path} has no usable train config ({e})") from e
 
 
+def save_model(model: Hrm, path: str | Path, **extra) -> Path:
+    """Writes a model-only checkpoint (weights + model config, readable by load_model) atomically; returns it."""
+    return save_checkpoint(path, {"model": model.state_dict(), "model_config": model.config.to_dict(), **extra})
+
+
 def load_model(path: str | Path, device: torch.device | str | None = None) -> Hrm:
     """Returns the HRM stored in a checkpoint, in eval mode on `device`."""
     state = load_checkpoint(path)

@@ -1,0 +1,67 @@
+"""What `python start_training.py` runs: the orchestrator with a live status display."""
+
+import sys
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from aegis.orchestrator import AgentConfig, Orchestrator
+from agent.teacher import TeacherWeightsError
+from data.store import StoreError
+from hrm.cli import parse_args
+
+console = Console(stderr=True)
+
+
+def status_line(orch: Orchestrator) -> str:
+    """Returns one dense line: phase, counts, acting policy, mean returns per env and policy."""
+    returns = " | ".join(f"{env}/{policy} {sum(r) / len(r):.2f}" for (env, policy), r in sorted(orch.recent.items()))
+    return (f"phase {orch.phase} | decisions {orch.decisions} | episodes {orch.run_episodes} | acting "
+            f"{orch.runner.policy.name} | {time.time() - orch.started:.0f}s | mean return (last 100) {returns}")
+
+
+def status_view(orch: Orchestrator) -> Group:
+    """Returns the live display: phase, counts, acting model, training progress, returns per env and policy."""
+    head = Table.grid(padding=(0, 2))
+    head.add_row("[bold]phase", str(orch.phase), "[bold]decisions", str(orch.decisions),
+                 "[bold]episodes (this run)", str(orch.run_episodes))
+    active = orch.store.active_version() if orch.run_decisions % 50 == 0 else None
+    head.add_row("[bold]acting", orch.runner.policy.name, "[bold]active model",
+                 f"v{orch.slot.version}" if orch.slot.version else "none (teacher)",
+                 "[bold]distillation", f"running (pid {orch.child.pid})" if orch.child else "idle")
+    if active is not None and active.metrics:
+        head.add_row("[bold]agreement", f"{active.metrics.get('agreement', float('nan')):.1%}", "", "", "", "")
+    table = Table("env", "policy", "episodes", "mean return (last 100)", title="returns")
+    for (env, policy), values in sorted(orch.recent.items()):
+        table.add_row(env, policy, str(len(values)), f"{sum(values) / len(values):.3f}")
+    return Group(head, table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of start_training.py; returns the process exit code."""
+    config = parse_args(AgentConfig, argv, prog="start_training.py")
+    try:
+        orch = Orchestrator(config)
+    except (ValueError, StoreError, TeacherWeightsError) as e:
+        print(f"start_training.py: {e}", file=sys.stderr)
+        return 2
+    orch.install_signal_handlers()
+    console.print(f"Aegis on {config.db}: {', '.join(orch.env_names)} × {config.num_envs} envs, teacher "
+                  f"{orch.teacher.name}, phase {orch.phase}. Ctrl-C stops after the current step.")
+    if console.is_terminal:
+        with Live(status_view(orch), console=console, refresh_per_second=4) as live:
+            orch.run(on_step=lambda o: live.update(status_view(o)))
+    else:
+        last_phase = [None]
+
+        def report(o: Orchestrator) -> None:
+            if o.phase != last_phase[0] or o.run_decisions % (50 * len(o.runner.slots)) == 0:
+                last_phase[0] = o.phase
+                console.print(status_line(o))
+
+        orch.run(on_step=report)
+    console.print(status_line(orch))
+    console.print("stopped cleanly" if orch.stop_requested else "reached its bound")
+    return 0

@@ -1,0 +1,265 @@
+"""The autonomous loop: collect with the teacher → distil in a child process → switch to the HRM → improve by RL.
+
+The phase and the counters that drive it live in the store (`orchestrator_state`), so a restarted agent resumes
+where it was; every phase change, training run, swap, promotion and rejection is an event. Distillation runs as
+`train_hrm.py --resume` in a child process (it dies with the agent and resumes from its checkpoint on restart)
+while the runner keeps collecting; a failed child is retried with exponential backoff; a model below the threshold
+leaves the teacher acting and distillation runs again after another `trigger` decisions.
+"""
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aegis.improve import ImproveConfig, improve_round
+from aegis.registry import PolicySlot
+from aegis.teachers import make_teacher
+from agent.envs import make_env
+from agent.hrm_policy import HrmPolicy
+from agent.rl import RlConfig
+from agent.runner import FinishedEpisode, VectorRunner, observe
+from data.store import ExperienceStore
+
+ROOT = Path(__file__).resolve().parent.parent
+PHASES = ("collect", "distil", "switch", "improve")
+
+
+@dataclass
+class AgentConfig:
+    """Run the autonomous agent: collect with the teacher, distil the HRM, switch to it, improve it by RL."""
+
+    db: str = "runs/aegis.db"
+    """Experience store: a SQLite file path or any SQLAlchemy URL."""
+    envs: str = "FrozenLake-v1,Taxi-v4"
+    """Comma-separated environments, stepped in lockstep (each repeated to fill --num-envs)."""
+    num_envs: int = 8
+    """Environments stepped in lockstep (one policy call per step for all of them)."""
+    teacher: str = "tiny"
+    """gpt2, distilgpt2, gpt2-medium, a save_pretrained folder, tiny (random, offline), oracle or oracle:EPS."""
+    temperature: float = 1.0
+    """GPT-2 teacher's sampling temperature (exploration)."""
+    trigger: int = 1100
+    """Teacher decisions in the store that start a distillation (and again after each one that misses)."""
+    threshold: float = 0.70
+    """Held-out agreement at which a distilled model is activated."""
+    distill_args: str = ""
+    """Extra arguments for the train_hrm.py child, e.g. "--epochs 5 --hidden-size 128"."""
+    rl_every: int = 50
+    """Episodes by the active HRM between policy-gradient updates."""
+    rl_lr: float = 3e-5
+    eval_episodes: int = 20
+    """Fixed-seed evaluation episodes per env for champion/challenger."""
+    retry_backoff: float = 30.0
+    """Seconds before retrying a failed distillation (doubling after each failure)."""
+    max_episodes: int | None = None
+    """Stop after this many episodes (of this run)."""
+    max_decisions: int | None = None
+    """Stop after this many decisions (of this run)."""
+    duration: float | None = None
+    """Stop after this many seconds."""
+    max_rl_updates: int | None = None
+    """Stop after this many policy-gradient updates (of this run)."""
+    seed: int = 0
+    device: str | None = None
+    """Device of the HRM and GPT-2 (default: the best available)."""
+    out: str = "runs/models"
+    """Folder for checkpoints."""
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when the agent dies, even by SIGKILL (no orphaned trainer)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclass
+class Orchestrator:
+    """Owns the runner, the policy slot, the distillation child and the RL rounds."""
+
+    config: AgentConfig
+    store: ExperienceStore = field(init=False)
+    stop_requested: bool = field(init=False, default=False)
+
+    def __post_init__(self):
+        c = self.config
+        self.store = ExperienceStore(c.db)
+        self.env_names = [e.strip() for e in c.envs.split(",") if e.strip()]
+        for name in self.env_names:
+            make_env(name)  # validates the names before anything starts
+        self.teacher = make_teacher(c.teacher, seed=c.seed, temperature=c.temperature, device=c.device)
+        canary_env = make_env(self.env_names[0])
+        canary_env.reset(seed=0)
+        self.slot = PolicySlot(self.store, self.teacher, observe(canary_env), device=c.device)
+        self.slot.sync()
+        slots = [self.env_names[i % len(self.env_names)] for i in range(c.num_envs)]
+        self.runner = VectorRunner(slots, self.store, self.slot.policy, seed=c.seed + int(time.time()) % 100_000)
+        self.child: subprocess.Popen | None = None
+        self.child_log: Path | None = None
+        self.decisions = self.store.count_decisions()
+        self.improve = ImproveConfig(rl=RlConfig(lr=c.rl_lr, seed=c.seed), eval_episodes=c.eval_episodes, out=c.out)
+        self.recent: dict[tuple[str, str], deque] = {}
+        self.started = time.time()
+        self.run_episodes = self.run_decisions = self.run_rl_updates = 0
+        self.store.set_state("teacher", c.teacher)
+        self.store.set_state("envs", self.env_names)
+        self._mark_interrupted_runs()
+        if self.slot.version is not None:
+            self.set_phase("improve", f"{self.slot.policy.name} is active")
+        elif self.phase in ("switch", "improve", None):
+            self.set_phase("collect", f"{self.teacher.name} collects")
+
+    # --- persistent state ---------------------------------------------------------------------------------------
+
+    @property
+    def phase(self) -> str | None:
+        return self.store.get_state("phase")
+
+    def set_phase(self, phase: str, why: str) -> None:
+        """Persists a phase change and logs it as an event."""
+        if phase != self.phase:
+            self.store.set_state("phase", phase)
+            self.store.log_event("phase", f"{phase}: {why}", phase=phase)
+
+    def _mark_interrupted_runs(self) -> None:
+        for run in self.store.training_runs():
+            if run.status == "running":
+                self.store.finish_training_run(run.id, "failed", error="interrupted: the agent stopped")
+
+    # --- distillation child -------------------------------------------------------------------------------------
+
+    def _maybe_start_distillation(self) -> None:
+        if self.child is not None or self.slot.version is not None:
+            return
+        next_at = self.store.get_state("next_distill_at", self.config.trigger)
+        if self.decisions < next_at or time.time() < self.store.get_state("retry_at", 0.0):
+            return
+        log_dir = Path(self.config.out).parent / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.child_log = log_dir / f"distill-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        cmd = [sys.executable, str(ROOT / "train_hrm.py"), "--db", self.config.db, "--resume", "--threshold",
+               str(self.config.threshold), "--out", self.config.out, "--seed", str(self.config.seed),
+               *self.config.distill_args.split()]
+        if self.config.device:
+            cmd += ["--device", self.config.device]
+        with self.child_log.open("w") as log:
+            self.child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                                          cwd=ROOT)
+        self.store.log_event("train", f"distillation started on {self.decisions} decisions (pid {self.child.pid}, "
+                             f"log {self.child_log})", pid=self.child.pid)
+        self.set_phase("distil", f"{self.decisions} decisions ≥ {next_at}")
+
+    def _poll_distillation(self) -> None:
+        if self.child is None or self.child.poll() is None:
+            return
+        code, self.child = self.child.returncode, None
+        if code == 0:
+            self.store.set_state("distill_failures", 0)
+            if self.store.active_version() is None:
+                self.store.set_state("next_distill_at", self.decisions + self.config.trigger)
+                self.set_phase("collect", f"distilled model below {self.config.threshold:.0%} agreement; the "
+                               f"teacher keeps acting until {self.decisions + self.config.trigger} decisions")
+            return
+        failures = self.store.get_state("distill_failures", 0) + 1
+        delay = self.config.retry_backoff * 2 ** (failures - 1)
+        tail = self.child_log.read_text()[-500:].strip().splitlines()[-1:] if self.child_log else []
+        self.store.set_state("distill_failures", failures)
+        self.store.set_state("retry_at", time.time() + delay)
+        self.store.log_event("train_failed", f"distillation exited with code {code}; retry in {delay:.0f}s "
+                             f"({tail[0] if tail else 'no output'})", code=code, log=str(self.child_log))
+        self.set_phase("collect", "distillation failed")
+
+    def _stop_child(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            self.child.terminate()
+            try:
+                self.child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+
+    # --- switching and improving ---------------------------------------------------------------------------------
+
+    def _sync_policy(self) -> None:
+        if self.slot.sync():
+            self.runner.policy = self.slot.policy
+            if self.slot.version is not None:
+                self.set_phase("switch", f"{self.slot.policy.name} loaded and answered the canary")
+                self.store.set_state("rl", {**self._rl_state(), "since_episode": self._last_episode_id()})
+                self.set_phase("improve", f"{self.slot.policy.name} acts; RL every {self.config.rl_every} episodes")
+            else:
+                self.set_phase("collect", "no active model")
+
+    def _rl_state(self) -> dict:
+        return self.store.get_state("rl") or {"updates": 0, "since_episode": 0}
+
+    def _last_episode_id(self) -> int:
+        latest = self.store.episodes(finished=None, limit=1)
+        return latest[0].id if latest else 0
+
+    def _maybe_improve(self) -> None:
+        if not isinstance(self.runner.policy, HrmPolicy):
+            return
+        state = self._rl_state()
+        active = self.store.active_version()
+        done = [e for e in self.store.episodes(finished=True, limit=self.config.rl_every * 4)
+                if e.model_version == active.id and e.id > state["since_episode"]]
+        if len(done) < self.config.rl_every:
+            return
+        report = improve_round(self.store, active, state["since_episode"], self.env_names, self.improve,
+                               self.config.device)
+        self.run_rl_updates += 1
+        self.store.set_state("rl", {"updates": state["updates"] + 1, "since_episode": self._last_episode_id(),
+                                    "last": {k: v for k, v in report.items() if not isinstance(v, dict)}})
+        self._sync_policy()
+
+    # --- the loop -------------------------------------------------------------------------------------------------
+
+    def _bounded(self) -> bool:
+        c = self.config
+        return ((c.max_episodes is not None and self.run_episodes >= c.max_episodes)
+                or (c.max_decisions is not None and self.run_decisions >= c.max_decisions)
+                or (c.duration is not None and time.time() - self.started >= c.duration)
+                or (c.max_rl_updates is not None and self.run_rl_updates >= c.max_rl_updates))
+
+    def step(self) -> list[FinishedEpisode]:
+        """One runner step plus the phase bookkeeping around it; returns the episodes that ended."""
+        finished = self.runner.step()
+        n = len(self.runner.slots)
+        self.decisions += n
+        self.run_decisions += n
+        self.run_episodes += len(finished)
+        for episode in finished:
+            self.recent.setdefault((episode.env, episode.policy), deque(maxlen=100)).append(episode.episode_return)
+        self._poll_distillation()
+        self._maybe_start_distillation()
+        self._sync_policy()
+        self._maybe_improve()
+        return finished
+
+    def run(self, on_step=None) -> None:
+        """Steps until a bound or a stop request; `on_step(self)` is called after every step (the display)."""
+        try:
+            while not self.stop_requested and not self._bounded():
+                self.step()
+                if on_step is not None:
+                    on_step(self)
+        finally:
+            self._stop_child()
+
+    def install_signal_handlers(self) -> None:
+        """First SIGINT/SIGTERM: finish the current step, write it, and stop. A second one: exit at once."""
+
+        def handle(signum, _frame):
+            if self.stop_requested:
+                os._exit(128 + signum)  # every write is one transaction: nothing is left half-written
+            self.stop_requested = True
+
+        signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGTERM, handle)
