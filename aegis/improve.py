@@ -67,11 +67,17 @@ def improve_round(store: ExperienceStore, active: VersionRow, since_episode: int
         raise
     store.add_run_metrics(run_id, {**metrics, **{k: v for k, v in report.items() if k != "accepted"}})
     store.finish_training_run(run_id, "succeeded", model_version_id=version)
+    settle(store, active, version, report, envs)
+    return {"version": version, **metrics, **report}
+
+
+def settle(store: ExperienceStore, champion: VersionRow, challenger: int, report: dict, envs: list[str]) -> None:
+    """Activates the challenger if the report accepts it; otherwise marks it rejected and the champion stays."""
     summary = ", ".join(f"{env} {report[env]['champion']:.2f}→{report[env]['challenger']:.2f}" for env in envs)
     if report["accepted"]:
-        store.activate_version(version)
-        store.log_event("promote", f"RL version {version} replaces {active.id}: {summary}", version=version)
+        store.activate_version(challenger)
+        store.log_event("promote", f"RL version {challenger} replaces {champion.id}: {summary}", version=challenger)
     else:
-        store.set_version_status(version, "rejected", evaluation=report)
-        store.log_event("reject", f"RL version {version} rejected, {active.id} stays: {summary}", version=version)
-    return {"version": version, **metrics, **report}
+        store.set_version_status(challenger, "rejected", evaluation=report)
+        store.log_event("reject", f"RL version {challenger} rejected, {champion.id} stays: {summary}",
+                        version=challenger)

@@ -105,9 +105,9 @@ def reinforce(model: Hrm, decisions: list[DecisionRecord], config: RlConfig) -> 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
             optimizer.step()
-            totals["pg_loss"] += float(pg.mean())
-            totals["entropy"] += float(entropy.mean())
-            totals["kl"] += float(kl.mean())
+            totals["pg_loss"] += pg.mean().item()
+            totals["entropy"] += entropy.mean().item()
+            totals["kl"] += kl.mean().item()
             updates += 1
     return student.eval(), {k: v / max(updates, 1) for k, v in totals.items()} | {
         "decisions": len(decisions), "episodes": len({d.episode_id for d in decisions}), "updates": updates}

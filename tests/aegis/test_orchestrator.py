@@ -1,0 +1,115 @@
+"""The autonomous loop as a user runs it: phases, crash safety, and champion/challenger."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from aegis.improve import ImproveConfig, judge, settle
+from aegis.registry import activate
+from agent.oracle import OracleTeacher
+from agent.policy import RandomPolicy
+from data.store import ExperienceStore
+from tests.conftest import ROOT
+
+DISTILL = "--epochs 1 --hidden-size 32 --halt-max-steps 2 --batch-size 16 --min-examples 50 --threshold 0.0"
+
+
+def agent_cmd(tmp_path, *extra: str) -> list[str]:
+    return [sys.executable, "start_training.py", "--db", str(tmp_path / "aegis.db"), "--out",
+            str(tmp_path / "models"), "--teacher", "tiny", "--num-envs", "8", "--trigger", "200", "--rl-every", "4",
+            "--eval-episodes", "2", "--distill-args", DISTILL, *extra]
+
+
+@pytest.mark.slow
+def test_a_run_from_an_empty_store_goes_collect_distil_switch_improve(tmp_path):
+    result = subprocess.run(agent_cmd(tmp_path, "--max-rl-updates", "1"), cwd=ROOT, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    store = ExperienceStore(tmp_path / "aegis.db")
+    phases = [e.data["phase"] for e in reversed(store.events(limit=200, kind="phase"))]
+    assert phases[:4] == ["collect", "distil", "switch", "improve"]
+    kinds = {e.kind for e in store.events(limit=200)}
+    assert {"train", "swap"} <= kinds and kinds & {"promote", "reject"}
+    runs = {r.kind: r.status for r in store.training_runs()}
+    assert runs == {"imitation": "succeeded", "rl": "succeeded"}
+    assert sum(v.status == "active" for v in store.model_versions()) == 1
+    hrm_decisions = [d for d in store.decisions() if d.policy.startswith("hrm:")]
+    assert hrm_decisions and all(d.model_version is not None for d in hrm_decisions)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_sigkill_during_distillation_then_restart_loses_nothing(tmp_path):
+    db = tmp_path / "aegis.db"
+    agent = subprocess.Popen(agent_cmd(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: db.exists() and ExperienceStore(db).get_state("phase") == "distil", 300, "distillation")
+        time.sleep(1.0)
+    finally:
+        agent.send_signal(signal.SIGKILL)
+        agent.wait()
+    store = ExperienceStore(db)
+    before = store.count_decisions()
+    kept = [(d.episode_id, d.step) for d in store.decisions()]
+
+    restart = subprocess.run(agent_cmd(tmp_path, "--max-rl-updates", "1"), cwd=ROOT, capture_output=True, text=True,
+                             timeout=900)
+    assert restart.returncode == 0, restart.stderr[-3000:]
+    assert store.count_decisions() > before
+    assert [(d.episode_id, d.step) for d in store.decisions()][:len(kept)] == kept  # nothing lost or rewritten
+    assert sum(v.status == "active" for v in store.model_versions()) == 1
+    interrupted = [r for r in store.training_runs(kind="imitation") if r.error and "interrupted" in r.error]
+    assert len(interrupted) <= 1
+
+
+def test_sigterm_finishes_the_step_and_exits_cleanly(tmp_path):
+    db = tmp_path / "aegis.db"
+    agent = subprocess.Popen(agent_cmd(tmp_path, "--trigger", "100000"), cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: db.exists() and ExperienceStore(db).count_decisions() >= 16, 120, "two steps")
+    agent.send_signal(signal.SIGTERM)
+    _, err = agent.communicate(timeout=60)
+    assert agent.returncode == 0, err[-2000:]
+    assert "stopped cleanly" in err
+    assert ExperienceStore(db).count_decisions() % 8 == 0  # whole steps only
+
+
+def test_bad_environment_name_is_one_line_and_exit_2(tmp_path):
+    result = subprocess.run(agent_cmd(tmp_path, "--envs", "Pong-v5"), cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert "unknown environment 'Pong-v5'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_judge_rejects_a_worse_challenger_and_accepts_an_equal_one():
+    config = ImproveConfig(eval_episodes=30)
+    worse = judge(OracleTeacher(seed=0), RandomPolicy(seed=0), ["Taxi-v4"], config)
+    assert not worse["accepted"] and worse["Taxi-v4"]["challenger"] < worse["Taxi-v4"]["champion"]
+    same = judge(OracleTeacher(seed=0), OracleTeacher(seed=1), ["Taxi-v4"], config)
+    assert same["accepted"] and np.isclose(same["difference"], 0.0)
+
+
+def test_a_rejected_candidate_leaves_the_champion_active(tmp_path, make_checkpoint):
+    store = ExperienceStore(tmp_path / "aegis.db")
+    champion = store.add_model_version("imitation", make_checkpoint("champion"), {})
+    activate(store, champion)
+    challenger = store.add_model_version("rl", make_checkpoint("challenger", seed=1), {}, parent_id=champion)
+    report = {"Taxi-v4": {"champion": 7.5, "challenger": -80.0}, "accepted": False}
+    settle(store, store.active_version(), challenger, report, ["Taxi-v4"])
+    assert store.active_version().id == champion
+    assert store.model_version(challenger).status == "rejected"
+    assert "rejected" in store.events(kind="reject")[0].message
+    assert os.path.exists(store.model_version(champion).checkpoint_path)
