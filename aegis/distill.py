@@ -67,8 +67,9 @@ class DistillArgs:
     """Fewer usable teacher decisions than this is an error."""
     held_out_fraction: float = 0.2
     """Fraction of episodes held out for evaluation."""
-    continue_loss: bool = False
-    """Train Q-continue on a bootstrapped target (one more segment per step); off by default, as in TRM."""
+    continue_loss: bool = True
+    """Train Q-continue on its bootstrapped target (one more segment per step); --no-continue-loss drops it (TRM)
+    and with it the extra segment."""
     failure_weight: float = 1.0
     """Weight of decisions from episodes that failed (outcome weighting; 1 weighs all alike)."""
     preset: Literal["agent-29m"] = "agent-29m"
@@ -91,8 +92,8 @@ def model_config(args: DistillArgs) -> HrmConfig:
     """Returns the student's architecture: the preset with the requested overrides."""
     overrides = {k: v for k, v in (("halt_max_steps", args.halt_max_steps), ("hidden_size", args.hidden_size))
                  if v is not None}
-    if "hidden_size" in overrides:
-        overrides["task_emb_dim"] = overrides["hidden_size"]
+    if "hidden_size" in overrides:  # keep 32-wide heads and a one-position task prefix at any width
+        overrides.update(task_emb_dim=args.hidden_size, num_heads=max(1, args.hidden_size // 32))
     return HrmConfig.preset(args.preset, **overrides)
 
 
@@ -123,7 +124,7 @@ def dry_run(args: DistillArgs) -> dict:
 def evaluate_agreement(model: Hrm, batches: Iterable[dict[str, torch.Tensor]], adaptive: bool = False,
                        mixed_precision: str = "none") -> dict[str, float]:
     """Returns held-out metrics: agreement (student argmax = teacher argmax), loss (cross-entropy to the teacher's
-    distribution), q_halt_accuracy and mean ACT steps."""
+    distribution), q_halt_accuracy and mean ACT steps. `adaptive` halts as the HRM policy does when it acts."""
     model.eval()
     device = next(model.parameters()).device
     totals = {"agreement": 0.0, "loss": 0.0, "q_halt_accuracy": 0.0, "steps": 0.0}
@@ -234,21 +235,23 @@ def distill(args: DistillArgs) -> dict:
             checkpoint_path=run_dir / "last.pt", checkpoint_every=5 * steps_per_epoch,
             log=MetricsLog(run_dir / "metrics.jsonl") if info.is_main else None, log_every=args.log_every,
             console=console, on_eval=on_eval,
-            evaluator=lambda model, batches: evaluate_agreement(model, batches, mixed_precision=precision))
+            evaluator=lambda model, batches: evaluate_agreement(model, batches, adaptive=True,
+                                                                mixed_precision=precision))
     except BaseException as e:
         if info.is_main:
             store.finish_training_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
         raise
     if not info.is_main:
         return {}
-    final = evaluate_agreement(trainer.model, held_out, mixed_precision=precision)
+    final = evaluate_agreement(trainer.model, held_out, adaptive=True, mixed_precision=precision)
     unseen = data.unseen_mask()
     unseen_rows = {k: v[unseen] for k, v in data.held_out.tensors.items()}
     metrics = {**final, **reached, "train_decisions": len(data.train), "held_out_decisions": len(data.held_out),
                "unseen_decisions": int(unseen.sum()), "epochs": trainer.step / steps_per_epoch,
-               "adaptive_agreement": evaluate_agreement(trainer.model, held_out, adaptive=True)["agreement"]}
+               "max_steps_agreement": evaluate_agreement(trainer.model, held_out)["agreement"]}
     if unseen.any():
-        metrics["unseen_agreement"] = evaluate_agreement(trainer.model, chunks(unseen_rows, 256))["agreement"]
+        metrics["unseen_agreement"] = evaluate_agreement(trainer.model, chunks(unseen_rows, 256),
+                                                         adaptive=True)["agreement"]
     version = store.add_model_version("imitation", run_dir / "last.pt", metrics)
     store.finish_training_run(run_id, "succeeded", model_version_id=version)
     store.log_event("train", f"distillation run {run_id} → version {version}: held-out agreement "
