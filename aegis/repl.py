@@ -78,6 +78,8 @@ class Command:
     handler: Callable[["Repl", list[str]], None]
     usage: str
     summary: str
+    max_args: int = 0
+    min_args: int = 0
 
 
 @dataclass
@@ -112,8 +114,11 @@ class Repl:
             close = difflib.get_close_matches(name, COMMANDS, n=1)
             hint = f"did you mean `{close[0]}`? " if close else ""
             return self._fail(f"unknown command {words[0]!r}; {hint}`help` lists the commands")
+        command = COMMANDS[name]
+        if not command.min_args <= len(args) <= command.max_args:
+            return self._fail(f"wrong number of arguments; usage: {command.usage}")
         try:
-            COMMANDS[name].handler(self, args)
+            command.handler(self, args)
         except CommandError as e:
             return self._fail(str(e))
         except (StoreError, SQLAlchemyError) as e:
@@ -150,19 +155,17 @@ class Repl:
     # --- commands -----------------------------------------------------------------------------------------------
 
     def status(self, args: list[str]) -> None:
-        no_args(args, "status")
+        """Prints the status panel."""
         self.console.print(views.status_view(self.store))
 
     def training(self, args: list[str]) -> None:
-        usage = COMMANDS["training"].usage
-        if len(args) > 1:
-            raise CommandError(f"usage: {usage}")
+        """Prints recent training runs and one run in detail (the given one, the running one, or the newest)."""
         runs = self.store.training_runs()
         if not runs:
             self.print("no training run yet: the agent distils once the store holds enough teacher decisions")
             return
         if args:
-            wanted = count(args[0], usage, 10**9)
+            wanted = count(args[0], COMMANDS["training"].usage, 10**9)
             chosen = next((r for r in runs if r.id == wanted), None)
             if chosen is None:
                 raise CommandError(f"there is no training run {wanted}; `training` lists them")
@@ -172,7 +175,7 @@ class Repl:
         self.console.print(views.run_detail(chosen))
 
     def models(self, args: list[str]) -> None:
-        no_args(args, "models")
+        """Prints the model versions."""
         versions = self.store.model_versions()
         if not versions:
             self.print("no model versions yet: the teacher acts until a distilled model reaches the threshold")
@@ -180,10 +183,9 @@ class Repl:
         self.console.print(views.models_table(versions))
 
     def episodes(self, args: list[str]) -> None:
+        """Prints the latest finished episodes (of one env if given) and mean returns per policy."""
         usage = COMMANDS["episodes"].usage
         env, limit = None, 10
-        if len(args) > 2:
-            raise CommandError(f"usage: {usage}")
         for word in args:
             if word.isdigit() or word.startswith("-"):
                 limit = count(word, usage, MAX_LIST)
@@ -198,8 +200,7 @@ class Repl:
                                                 if (env is None or r.env == env) and r.episodes]))
 
     def switch(self, args: list[str]) -> None:
-        if len(args) != 1:
-            raise CommandError(f"usage: {COMMANDS['switch'].usage}")
+        """Activates a version through the registry and logs it."""
         from aegis.registry import RegistryError, activate  # loads torch: activation test-loads the checkpoint
 
         wanted = version_id(args[0])
@@ -217,7 +218,7 @@ class Repl:
                    "after a canary decision")
 
     def rollback(self, args: list[str]) -> None:
-        no_args(args, "rollback")
+        """Re-activates the version the active one replaced and logs it."""
         from aegis.registry import RegistryError, rollback
 
         before = self.store.active_version()
@@ -230,12 +231,10 @@ class Repl:
         self.print(f"rolled back: version {version.id} is active again (version {before.id} retired)")
 
     def decide(self, args: list[str]) -> None:
-        usage = COMMANDS["decide"].usage
-        if not 1 <= len(args) <= 2:
-            raise CommandError(f"usage: {usage}")
+        """Prints the acting policy's decision on the current observation of the REPL's own ENV game, then plays it."""
         env = env_name(args[0])
         if len(args) == 2 and not args[1].isdigit():
-            raise CommandError(f"SEED must be a whole number, got {args[1]!r}; usage: {usage}")
+            raise CommandError(f"SEED must be a whole number, got {args[1]!r}; usage: {COMMANDS['decide'].usage}")
         policy = self.policy()
         if len(args) == 2 or env not in self.games:
             game = self.games[env] = Game(make_env(env))
@@ -244,7 +243,7 @@ class Repl:
         obs = observe(game.env)
         try:
             [decision] = policy.decide([obs], greedy=True)
-        except ValueError as e:  # e.g. the oracle knows no optimal values for Blackjack
+        except ValueError as e:  # e.g. the oracle in an env without known optimal values
             raise CommandError(f"{policy.name} cannot act in {env}: {first_line(e)}") from e
         self.console.print(views.decision_view(obs, decision, policy.name, game.step))
         _, reward, terminated, truncated, _ = game.env.step(decision.action)
@@ -259,77 +258,58 @@ class Repl:
         self.print(line + " (not recorded in the store)")
 
     def run(self, args: list[str]) -> None:
-        usage = COMMANDS["run"].usage
-        if not 1 <= len(args) <= 2:
-            raise CommandError(f"usage: {usage}")
+        """Plays and records N greedy episodes with the acting policy; prints their returns."""
         env = env_name(args[0])
-        n = count(args[1], usage, MAX_EPISODES) if len(args) == 2 else 10
+        n = count(args[1], COMMANDS["run"].usage, MAX_EPISODES) if len(args) == 2 else 10
         policy = self.policy()
         try:
             ended = play_episodes(self.store, policy, env, n, self.rng)
-        except ValueError as e:  # e.g. the oracle knows no optimal values for Blackjack
+        except ValueError as e:  # e.g. the oracle in an env without known optimal values
             raise CommandError(f"{policy.name} cannot act in {env}: {first_line(e)}") from e
         except KeyboardInterrupt:
-            self.print("interrupted: the episodes that finished are recorded")
+            self.print("interrupted: finished episodes are recorded; those in progress stay open")
             return
-        returns = [e.episode_return for e in ended]
-        self.print(f"{env}: {len(ended)} episodes with {policy.name} (greedy): mean return "
-                   f"{views.number(float(np.mean(returns)))} (min {views.number(min(returns))}, max "
-                   f"{views.number(max(returns))}), success {np.mean([e.success for e in ended]):.0%}, mean length "
-                   f"{np.mean([e.length for e in ended]):.1f}; recorded as episodes {ended[0].episode_id}–"
-                   f"{max(e.episode_id for e in ended)}")
+        self.print(views.run_report(env, policy.name, ended))
 
     def events(self, args: list[str]) -> None:
-        usage = COMMANDS["events"].usage
-        if len(args) > 1:
-            raise CommandError(f"usage: {usage}")
-        events = self.store.events(limit=count(args[0], usage, MAX_LIST) if args else 20)
+        """Prints the latest events."""
+        events = self.store.events(limit=count(args[0], COMMANDS["events"].usage, MAX_LIST) if args else 20)
         if not events:
             self.print("no events yet")
             return
         self.console.print(views.events_table(events))
 
     def help(self, args: list[str]) -> None:
-        if len(args) > 1:
-            raise CommandError(f"usage: {COMMANDS['help'].usage}")
+        """Prints the commands, or one command's usage."""
         if args:
             if args[0].lower() not in COMMANDS:
                 raise CommandError(f"unknown command {args[0]!r}; `help` lists the commands")
             command = COMMANDS[args[0].lower()]
             self.print(f"{command.usage} — {command.summary}")
             return
-        table = views.Table(title="commands (Tab completes; Ctrl-D quits)", title_justify="left", show_header=False)
-        for command in COMMANDS.values():
-            table.add_row(command.usage, command.summary)
-        self.console.print(table)
+        self.console.print(views.commands_table([(c.usage, c.summary) for c in COMMANDS.values()]))
 
     def quit(self, args: list[str]) -> None:
-        no_args(args, "quit")
+        """Ends the session."""
         self.done = True
-
-
-def no_args(args: list[str], name: str) -> None:
-    """Raises CommandError when a command that takes no arguments got some."""
-    if args:
-        raise CommandError(f"`{name}` takes no arguments; usage: {COMMANDS[name].usage}")
 
 
 COMMANDS: dict[str, Command] = {
     "status": Command(Repl.status, "status", "phase, decisions, episodes, who acts, last training run, RL progress"),
     "training": Command(Repl.training, "training [RUN]",
-                        "training runs; per-epoch metrics, progress and loss/agreement sparklines of one run"),
+                        "training runs; per-epoch metrics, progress and loss/agreement sparklines of one run", 1),
     "models": Command(Repl.models, "models", "model versions with status, parent, metrics and checkpoint"),
     "episodes": Command(Repl.episodes, "episodes [ENV] [N]",
-                        "the N latest finished episodes (10) and mean returns per policy"),
-    "switch": Command(Repl.switch, "switch VERSION", "activate a model version (its checkpoint must load)"),
+                        "the N latest finished episodes (10) and mean returns per policy", 2),
+    "switch": Command(Repl.switch, "switch VERSION", "activate a model version (its checkpoint must load)", 1, 1),
     "rollback": Command(Repl.rollback, "rollback", "re-activate the version the active one replaced"),
     "decide": Command(Repl.decide, "decide ENV [SEED]",
                       "the acting policy's probabilities and choice on ENV's current observation, then play it "
-                      "(SEED starts a new episode; nothing is recorded)"),
+                      "(SEED starts a new episode; nothing is recorded)", 2, 1),
     "run": Command(Repl.run, "run ENV [N]",
-                   f"play N episodes (10, at most {MAX_EPISODES}) greedily with the acting policy and record them"),
-    "events": Command(Repl.events, "events [N]", "the N latest events (20), newest first"),
-    "help": Command(Repl.help, "help [COMMAND]", "this list, or one command's usage"),
+                   f"play N episodes (10, at most {MAX_EPISODES}) greedily with the acting policy, recorded", 2, 1),
+    "events": Command(Repl.events, "events [N]", "the N latest events (20), newest first", 1),
+    "help": Command(Repl.help, "help [COMMAND]", "this list, or one command's usage", 1),
     "quit": Command(Repl.quit, "quit", "leave (also `exit` or Ctrl-D)"),
     "exit": Command(Repl.quit, "exit", "leave"),
 }

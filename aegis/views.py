@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.policy import Decision, Observation
-from data.store import EpisodeRow, EventRow, ExperienceStore, SummaryRow, TrainingRunRow, VersionRow
+from data.store import EpisodeEnd, EpisodeRow, EventRow, ExperienceStore, SummaryRow, TrainingRunRow, VersionRow
 
 SPARKS = "▁▂▃▄▅▆▇█"
 STYLES = {"active": "bold green", "candidate": "yellow", "retired": "dim", "rejected": "red", "running": "cyan",
@@ -226,3 +226,20 @@ def decision_view(observation: Observation, decision: Decision, policy: str, ste
         table.add_row(Text(action, style="bold green" if chosen else ""), f"{p:.3f}",
                       Text("█" * round(p * 30) + ("  ← chosen" if chosen else "")))
     return Group(Text(observation.text), table)
+
+
+def run_report(env: str, policy: str, ended: Sequence[EpisodeEnd]) -> str:
+    """Returns one line on episodes just played: mean, min and max return, success rate, mean length."""
+    returns = [e.episode_return for e in ended]
+    return (f"{env}: {len(ended)} episodes with {policy} (greedy): mean return {number(sum(returns) / len(ended))} "
+            f"(min {number(min(returns))}, max {number(max(returns))}), success "
+            f"{sum(e.success for e in ended) / len(ended):.0%}, mean length "
+            f"{sum(e.length for e in ended) / len(ended):.1f}; recorded in the store")
+
+
+def commands_table(commands: Sequence[tuple[str, str]]) -> Table:
+    """Returns the `help` table: each command's usage and summary."""
+    table = Table(title="commands (Tab completes; Ctrl-D quits)", title_justify="left", show_header=False)
+    for usage, summary in commands:
+        table.add_row(usage, summary)
+    return table

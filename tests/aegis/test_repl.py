@@ -19,7 +19,7 @@ from prompt_toolkit.shortcuts import PromptSession
 from rich.console import Console
 
 from aegis.registry import activate
-from aegis.repl import Repl, ReplCompleter, interact, main
+from aegis.repl import COMMANDS, Repl, ReplCompleter, interact, main
 from aegis.views import progress_bar, sparkline
 from agent.envs import make_env
 from agent.envs.blackjack import Blackjack
@@ -220,6 +220,14 @@ def test_events_lists_the_newest_first(db, capsys):
     assert out.index("distillation run 1") < out.index("collect → distil [after 1,100 decisions]")
 
 
+def test_help_lists_every_command_and_one_commands_usage(db):
+    repl, buffer = session_repl(ExperienceStore(db))
+    assert repl.execute("help") == 0
+    assert all(command.usage in buffer.getvalue() for command in COMMANDS.values())
+    assert repl.execute("help RUN") == 0
+    assert buffer.getvalue().splitlines()[-1].startswith("run ENV [N] — play N episodes (10, at most 1000)")
+
+
 @pytest.mark.parametrize("line, hint", [
     ("bogus", "unknown command 'bogus'; `help` lists the commands"),
     ("stauts", "did you mean `status`?"),
@@ -227,9 +235,9 @@ def test_events_lists_the_newest_first(db, capsys):
     ("episodes 0", "N must be a whole number from 1 to 1000, got '0'; usage: episodes [ENV] [N]"),
     ("run Taxi-v4 1001", "usage: run ENV [N]"),
     ("run Nowhere-v0", "unknown environment 'Nowhere-v0'; choose one of: FrozenLake-v1, FrozenLake-v1-8x8"),
-    ("decide", "usage: decide ENV [SEED]"),
+    ("decide", "wrong number of arguments; usage: decide ENV [SEED]"),
     ("switch latest", "'latest' is not a version id"),
-    ("models please", "`models` takes no arguments"),
+    ("models please", "wrong number of arguments; usage: models"),
     ("training 99", "there is no training run 99"),
     ('status "unclosed', "cannot split the line into words"),
     ("help nothing", "unknown command 'nothing'"),
