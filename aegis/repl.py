@@ -362,6 +362,7 @@ def interact(repl: Repl, session: PromptSession) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Returns demo.py's options: --db, -c/--command, --history, --device, --seed."""
+    # argparse rather than hrm.cli: importing the hrm package loads torch, and `status` should answer in a second.
     parser = argparse.ArgumentParser(
         prog="demo.py", description="The Aegis REPL on the experience store; `help` inside lists the commands.")
     parser.add_argument("--db", default=DEFAULT_DB,
