@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from aegis.distill import DistillArgs, distill
 from agent.oracle import OracleTeacher
 from agent.runner import VectorRunner
 from data.store import ExperienceStore
@@ -63,19 +62,6 @@ def test_train_hrm_bad_flag_value_is_one_line_and_exit_2():
     result = train_hrm("--batch-size", "lots")
     assert result.returncode == 2
     assert "invalid int value: 'lots'" in result.stderr and "Traceback" not in result.stderr
-
-
-@pytest.mark.slow
-def test_distillation_learns_the_oracle_to_the_threshold_and_activates(tmp_path):
-    """~1,100 oracle decisions from FrozenLake + Taxi; a reduced-width student reaches ≥70 % held-out agreement."""
-    db = tmp_path / "aegis.db"
-    oracle_store(db, 1100).close()
-    args = DistillArgs(db=str(db), out=str(tmp_path / "models"), epochs=6, batch_size=32, lr=1e-3, hidden_size=128,
-                       halt_max_steps=2, device="cpu", log_every=1000)
-    result = distill(args)
-    print(f"held-out agreement {result['agreement']:.3f} (unseen states {result.get('unseen_agreement')})")
-    assert result["agreement"] >= 0.70
-    assert result["activated"] and ExperienceStore(db).active_version().id == result["version"]
 
 
 @pytest.mark.slow

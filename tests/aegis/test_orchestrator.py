@@ -113,3 +113,24 @@ def test_a_rejected_candidate_leaves_the_champion_active(tmp_path, make_checkpoi
     assert store.model_version(challenger).status == "rejected"
     assert "rejected" in store.events(kind="reject")[0].message
     assert os.path.exists(store.model_version(champion).checkpoint_path)
+
+
+@pytest.mark.slow
+def test_switch_in_the_repl_is_picked_up_by_a_running_agent(tmp_path, make_checkpoint):
+    db = tmp_path / "aegis.db"
+    store = ExperienceStore(db)
+    version = store.add_model_version("imitation", make_checkpoint("student"), {"agreement": 0.9})
+    agent = subprocess.Popen(agent_cmd(tmp_path, "--trigger", "100000", "--rl-every", "100000"), cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: store.count_decisions() >= 16, 120, "the teacher acting")
+        switch = subprocess.run([sys.executable, "demo.py", "--db", str(db), "-c", f"switch {version}"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+        assert switch.returncode == 0, switch.stderr
+        wait_for(lambda: any(d.policy == f"hrm:v{version}" for d in store.decisions()), 120, "the agent's swap")
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.communicate(timeout=60)
+    assert agent.returncode == 0
+    swaps = store.events(kind="swap")
+    assert swaps and f"hrm:v{version}" in swaps[0].message
