@@ -15,6 +15,8 @@ from tests.conftest import ROOT
 from tests.hrm.tiny import random_batch, tiny_config
 
 MAX_STEPS = 3
+# torch 2.13 deprecates TorchScript; Triton's PyTorch backend still serves it, so the export writes and loads it.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 
 
 def halting_model(**overrides) -> Hrm:
@@ -127,24 +129,26 @@ def test_cli_exports_a_checkpoint_and_prints_the_parity(checkpoint, tmp_path):
     assert "2 ACT segments unrolled" in result.stdout and "halting steps identical" in result.stdout
 
 
-def test_cli_unreadable_checkpoint_is_one_line_and_exit_2(tmp_path):
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"not a checkpoint")
-    result = run_cli("--checkpoint", str(bad), "--out", str(tmp_path))
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert "bad.pt is unreadable" in result.stderr and "Traceback" not in result.stderr
+@pytest.fixture(scope="module")
+def unreadable(tmp_path_factory):
+    """A file that is not a checkpoint."""
+    path = tmp_path_factory.mktemp("bad") / "bad.pt"
+    path.write_bytes(b"not a checkpoint")
+    return path
 
 
 @pytest.mark.parametrize("flags, message", [
     ([], "no checkpoint given; pass --checkpoint PATH"),
     (["--checkpoint", "missing.pt"], "missing.pt does not exist"),
+    (["--checkpoint", "UNREADABLE"], "bad.pt is unreadable"),
     (["--opset", "12"], "ONNX opset 12 is not supported; choose 14..20"),
     (["--format", "torchscript", "--opset", "17"], "--opset applies only to --format onnx"),
     (["--max-steps", "0"], "max_steps must be at least 1"),
     (["--name", "../escape"], "is not a plain directory name"),
+    (["--name", ".."], "is not a plain directory name"),
 ])
-def test_bad_inputs_give_one_clear_line_and_exit_2(checkpoint, tmp_path, capsys, flags, message):
+def test_bad_inputs_give_one_clear_line_and_exit_2(checkpoint, unreadable, tmp_path, capsys, flags, message):
+    flags = [str(unreadable) if flag == "UNREADABLE" else flag for flag in flags]
     if flags[:1] != ["--checkpoint"] and flags:
         flags = ["--checkpoint", str(checkpoint), *flags]
     assert main([*flags, "--out", str(tmp_path)]) == 2
