@@ -269,6 +269,9 @@ def export(model: Hrm, fmt: Literal["onnx", "torchscript"], out_dir: str | Path,
     except ExportError:
         model_path.unlink()
         config_path.unlink()
+        for directory in (model_path.parent, model_dir):  # Triton would fail on a model folder without a config
+            if not any(directory.iterdir()):
+                directory.rmdir()
         raise
     return ExportReport(fmt, model_path, config_path, wrapper.max_steps, opset, inputs, outputs, diffs, tolerance)
 
@@ -284,11 +287,11 @@ class ExportArgs:
     out: str = "runs/triton"
     """The Triton model repository to write into: OUT/NAME/config.pbtxt and OUT/NAME/1/model.*."""
     max_steps: int | None = None
-    """ACT segments unrolled in the exported graph (default: the model's halt_max_steps)."""
+    """ACT segments unrolled in the exported graph; None: the model's halt_max_steps."""
     name: str = "hrm"
     """The model's name in the repository (its directory)."""
     opset: int | None = None
-    """ONNX opset (default 17; 14..20)."""
+    """ONNX opset, 14..20; None: 17."""
     max_batch_size: int = 64
     """The largest batch Triton's dynamic batcher may form."""
     tolerance: float = TOLERANCE
