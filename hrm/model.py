@@ -270,25 +270,29 @@ class Hrm(nn.Module):
         return Carry(z_H.detach(), z_L.detach(), steps, halted, data), output
 
     @torch.no_grad()
-    def predict(self, batch: dict[str, torch.Tensor], adaptive: bool = True) -> Prediction:
+    def predict(self, batch: dict[str, torch.Tensor], adaptive: bool = True,
+                max_steps: int | None = None) -> Prediction:
         """Runs segments until every row halts; returns each row's outputs at the segment where it halted.
 
-        With `adaptive` a row stops once Q-halt > Q-continue; halt_max_steps stays the bound. Rows that halted drop
-        out of the batch, so later segments only compute the rows still thinking.
+        With `adaptive` a row stops once Q-halt > Q-continue; `max_steps` (default halt_max_steps) stays the bound.
+        Rows that halted drop out of the batch, so later segments only compute the rows still thinking.
         """
         cfg = self.config
+        max_steps = cfg.halt_max_steps if max_steps is None else max_steps
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
         carry = self.initial_carry(batch)
         x = self.embed(batch["inputs"], batch["task_ids"])
         z_H, z_L = carry.z_H, carry.z_L
         B = x.shape[0]
         logits = torch.empty(B, cfg.output_len, cfg.vocab_size, device=x.device)
-        steps = torch.full((B,), cfg.halt_max_steps, dtype=torch.int32, device=x.device)
+        steps = torch.full((B,), max_steps, dtype=torch.int32, device=x.device)
         q_halt_logits = torch.empty(B, device=x.device)
         active = torch.arange(B, device=x.device)
-        for step in range(1, cfg.halt_max_steps + 1):
+        for step in range(1, max_steps + 1):
             z_H, z_L = self.segment(z_H, z_L, x)
             q_halt, q_continue = self.q_values(z_H)
-            stop = torch.full_like(q_halt, step == cfg.halt_max_steps, dtype=torch.bool)
+            stop = torch.full_like(q_halt, step == max_steps, dtype=torch.bool)
             if adaptive:
                 stop |= q_halt > q_continue
             logits[active[stop]] = self.answer(z_H[stop]).float()  # the head runs only for rows that answer

@@ -119,6 +119,7 @@ def test_adaptive_inference_keeps_max_steps_as_the_bound():
     model = Hrm(config).eval()
     _force_q(model, halt=-3.0, cont=3.0)  # continue always wins
     assert model.predict(random_batch(config), adaptive=True).steps.tolist() == [3] * 4
+    assert model.predict(random_batch(config), adaptive=True, max_steps=2).steps.tolist() == [2] * 4
 
 
 def test_each_row_answers_with_the_segment_where_it_halted():
