@@ -21,11 +21,13 @@ DISTILL = "--epochs 1 --hidden-size 32 --halt-max-steps 2 --batch-size 16 --min-
 
 def agent_cmd(tmp_path, *extra: str) -> list[str]:
     return [sys.executable, "start_training.py", "--db", str(tmp_path / "aegis.db"), "--out",
-            str(tmp_path / "models"), "--teacher", "tiny", "--num-envs", "8", "--trigger", "200", "--rl-every", "4",
+            str(tmp_path / "models"), "--teacher", "tiny", "--envs", "FrozenLake-v1", "--num-envs", "8",
+            "--trigger", "200", "--rl-every", "4",
             "--eval-episodes", "2", "--distill-args", DISTILL, *extra]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_a_run_from_an_empty_store_goes_collect_distil_switch_improve(tmp_path):
     result = subprocess.run(agent_cmd(tmp_path, "--max-rl-updates", "1"), cwd=ROOT, capture_output=True, text=True,
                             timeout=900)
@@ -52,6 +54,7 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_sigkill_during_distillation_then_restart_loses_nothing(tmp_path):
     db = tmp_path / "aegis.db"
     agent = subprocess.Popen(agent_cmd(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -70,3 +70,16 @@ def test_slot_swaps_after_a_canary_and_keeps_the_old_policy_when_loading_fails(s
 
     rollback(store)
     assert not slot.sync() and slot.policy is serving  # back on the version it already serves
+
+
+def test_export_by_version_resolves_the_registry_and_unknown_versions_fail_in_one_line(store, make_checkpoint,
+                                                                                        tmp_path, capsys):
+    from aegis.export import main
+
+    db = str(tmp_path / "aegis.db")
+    version = store.add_model_version("imitation", make_checkpoint("v1"), {})
+    assert main(["--db", db, "--version", "99", "--out", str(tmp_path / "triton")]) == 2
+    assert "there is no model version 99" in capsys.readouterr().err
+    assert main(["--db", db, "--version", str(version), "--format", "torchscript", "--out",
+                 str(tmp_path / "triton")]) == 0
+    assert (tmp_path / "triton" / "hrm" / "1" / "model.pt").is_file()
