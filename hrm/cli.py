@@ -2,13 +2,16 @@
 
 One mechanism for every entry point (habit 2 of STYLE.md). `parse_args(Args, argv)` accepts `--lr 3e-4`,
 `--lr=3e-4` and, for booleans, `--dry-run` / `--no-dry-run`. Bad values end in argparse's one-line error, exit 2.
+`split_key_values` + `typed_values` read the seeds' `key=value` form into the same dataclasses.
 """
 
 import argparse
 import ast
 import dataclasses
+import difflib
 import inspect
 import textwrap
+import types
 import typing
 
 
@@ -59,3 +62,81 @@ def parse_args(cls, argv: list[str] | None = None, prog: str | None = None):
     """Returns an instance of dataclass `cls` filled from `argv` (sys.argv[1:] when None)."""
     namespace = build_parser(cls, prog).parse_args(argv)
     return cls(**vars(namespace))
+
+
+# --- key=value overrides (the seeds' form: `python -m hrm.pretrain data_path=… lr=1e-4 arch.hidden_size=256`) ------
+
+
+class ConfigError(ValueError):
+    """A command-line setting is unknown or malformed; the message says which and what is allowed."""
+
+
+def split_key_values(argv: list[str]) -> dict[str, str]:
+    """Returns {key: raw value} from ["key=value", ...]; raises ConfigError on anything else or a repeated key."""
+    out: dict[str, str] = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected key=value, got {arg!r} (see --help)")
+        if key in out:
+            raise ConfigError(f"{key} is given twice")
+        out[key] = value
+    return out
+
+
+def _convert(key: str, text: str, annotation):
+    """Returns `text` converted to `annotation` (bool, int, float, str, Literal, X | None)."""
+    if typing.get_origin(annotation) is typing.Literal:
+        choices = typing.get_args(annotation)
+        for choice in choices:
+            if text == str(choice):
+                return choice
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}, got {text!r}")
+    args = typing.get_args(annotation)
+    if type(None) in args:
+        if text.lower() in ("none", "null", ""):
+            return None
+        return _convert(key, text, _parser_type(annotation))
+    if annotation is bool:
+        if text.lower() in ("true", "1", "yes", "on"):
+            return True
+        if text.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{key} must be true or false, got {text!r}")
+    try:
+        return annotation(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be {annotation.__name__}, got {text!r}") from None
+
+
+def typed_values(cls, raw: dict[str, str], prefix: str = "") -> dict:
+    """Returns `raw` converted to the types of dataclass `cls`'s fields; raises ConfigError for an unknown key."""
+    hints = typing.get_type_hints(cls)
+    settable = {f.name for f in dataclasses.fields(cls) if hints[f.name] in (bool, int, float, str)
+                or typing.get_origin(hints[f.name]) in (typing.Literal, typing.Union, types.UnionType)}
+    out = {}
+    for key, text in raw.items():
+        if key in hints and key not in settable:
+            raise ConfigError(f"{prefix}{key} is not one value; set its fields as {prefix}{key}.KEY=VALUE")
+        if key not in settable:
+            close = difflib.get_close_matches(key, sorted(settable), n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else "; see --help"
+            raise ConfigError(f"unknown setting {prefix}{key}{hint}")
+        out[key] = _convert(prefix + key, text, hints[key])
+    return out
+
+
+def key_value_help(config, prog: str, sections: dict[str, object] | None = None) -> str:
+    """Returns a --help text listing every key=value setting of dataclass instance `config` with its current value
+    and docstring, then those of each `sections` instance under its prefix (e.g. "arch")."""
+    lines = [f"usage: {prog} key=value ...", "", (type(config).__doc__ or "").strip()]
+    for prefix, obj in [("", config), *((f"{name}.", value) for name, value in (sections or {}).items())]:
+        lines.append("")
+        docs = field_docs(type(obj))
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if isinstance(value, dict):
+                continue
+            lines.append(f"  {prefix}{f.name}={'none' if value is None else value}")
+            lines.extend("      " + line for line in textwrap.wrap(docs.get(f.name, ""), 100))
+    return "\n".join(lines)

@@ -124,6 +124,8 @@ class Prediction:
     logits: torch.Tensor  # (B, output_len, V) fp32
     steps: torch.Tensor  # (B,) int32 segments used
     q_halt_logits: torch.Tensor  # (B,) fp32
+    q_continue_logits: torch.Tensor | None = None  # (B,) fp32, with bootstrap=True
+    target_q_continue: torch.Tensor | None = None  # (B,) the training target for Q-continue, with bootstrap=True
 
 
 class Hrm(nn.Module):
@@ -270,12 +272,14 @@ class Hrm(nn.Module):
         return Carry(z_H.detach(), z_L.detach(), steps, halted, data), output
 
     @torch.no_grad()
-    def predict(self, batch: dict[str, torch.Tensor], adaptive: bool = True,
-                max_steps: int | None = None) -> Prediction:
+    def predict(self, batch: dict[str, torch.Tensor], adaptive: bool = True, max_steps: int | None = None,
+                bootstrap: bool = False) -> Prediction:
         """Runs segments until every row halts; returns each row's outputs at the segment where it halted.
 
         With `adaptive` a row stops once Q-halt > Q-continue; `max_steps` (default halt_max_steps) stays the bound.
-        Rows that halted drop out of the batch, so later segments only compute the rows still thinking.
+        Rows that halted drop out of the batch, so later segments only compute the rows still thinking. With
+        `bootstrap` each row also runs one more segment to give Q-continue's training target (for an evaluation's
+        q_continue_loss).
         """
         cfg = self.config
         max_steps = cfg.halt_max_steps if max_steps is None else max_steps
@@ -288,6 +292,8 @@ class Hrm(nn.Module):
         logits = torch.empty(B, cfg.output_len, cfg.vocab_size, device=x.device)
         steps = torch.full((B,), max_steps, dtype=torch.int32, device=x.device)
         q_halt_logits = torch.empty(B, device=x.device)
+        q_continue_logits = torch.empty(B, device=x.device) if bootstrap else None
+        target_q_continue = torch.empty(B, device=x.device) if bootstrap else None
         active = torch.arange(B, device=x.device)
         for step in range(1, max_steps + 1):
             z_H, z_L = self.segment(z_H, z_L, x)
@@ -298,8 +304,14 @@ class Hrm(nn.Module):
             logits[active[stop]] = self.answer(z_H[stop]).float()  # the head runs only for rows that answer
             steps[active[stop]] = step
             q_halt_logits[active[stop]] = q_halt[stop]
+            if bootstrap:  # the same target as training's: the next segment's Q (halt if this was the last)
+                next_halt, next_continue = self.q_values(self.segment(z_H[stop], z_L[stop], x[stop])[0])
+                last = step == cfg.halt_max_steps
+                q_continue_logits[active[stop]] = q_continue[stop]
+                target_q_continue[active[stop]] = torch.sigmoid(
+                    next_halt if last else torch.maximum(next_halt, next_continue))
             keep = ~stop
             if not keep.any():
                 break
             active, z_H, z_L, x = active[keep], z_H[keep], z_L[keep], x[keep]
-        return Prediction(logits, steps, q_halt_logits)
+        return Prediction(logits, steps, q_halt_logits, q_continue_logits, target_q_continue)

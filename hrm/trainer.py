@@ -235,19 +235,22 @@ def load_model(path: str | Path, device: torch.device | str | None = None) -> Hr
 @torch.no_grad()
 def evaluate(model: Hrm, batches: Iterable[Batch], loss_type: str = "stablemax", adaptive: bool = False,
              mixed_precision: str = "none") -> dict[str, float]:
-    """Returns held-out metrics (accuracy, exact_accuracy, q_halt_accuracy, steps, lm_loss) over `batches`.
+    """Returns held-out metrics (accuracy, exact_accuracy, q_halt_accuracy, steps, lm_loss, q_halt_loss,
+    q_continue_loss) over `batches`, per example; under torchrun, over every rank's batches.
 
-    Each example runs until it halts (all halt_max_steps segments, or adaptively with `adaptive`).
+    Each example runs until it halts (all halt_max_steps segments, or adaptively with `adaptive`). The Q losses are
+    training's, at the segment where the example halted.
     """
     model.eval()
     device = next(model.parameters()).device
     totals = {"count": 0.0, "accuracy": 0.0, "exact_accuracy": 0.0, "q_halt_accuracy": 0.0, "steps": 0.0,
-              "lm_loss": 0.0}
+              "lm_loss": 0.0, "q_halt_loss": 0.0, "q_continue_loss": 0.0}
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
     for batch in batches:
         batch = {k: v.to(device) for k, v in batch.items()}
         labels = batch["labels"]
         with autocast(device, mixed_precision):
-            pred = model.predict(batch, adaptive=adaptive)
+            pred = model.predict(batch, adaptive=adaptive, bootstrap=True)
         mask = labels != IGNORE_INDEX
         counts = mask.sum(-1).clamp_min(1)
         correct = mask & (pred.logits.argmax(-1) == labels)
@@ -258,6 +261,9 @@ def evaluate(model: Hrm, batches: Iterable[Batch], loss_type: str = "stablemax",
         totals["q_halt_accuracy"] += float(((pred.q_halt_logits >= 0) == seq_correct).sum())
         totals["steps"] += float(pred.steps.sum())
         totals["lm_loss"] += float((TOKEN_LOSSES[loss_type](pred.logits, labels).sum(-1) / counts).sum())
+        totals["q_halt_loss"] += float(bce(pred.q_halt_logits, seq_correct.float(), reduction="sum"))
+        totals["q_continue_loss"] += float(bce(pred.q_continue_logits, pred.target_q_continue, reduction="sum"))
+    totals = {k: float(v) for k, v in sum_metrics({k: torch.tensor(v) for k, v in totals.items()}).items()}
     n = max(totals.pop("count"), 1.0)
     return {k: v / n for k, v in totals.items()}
 
@@ -268,13 +274,15 @@ def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *,
         log: MetricsLog | None = None, log_every: int = 50, console: Console | None = None,
         until: Callable[[dict], bool] | None = None,
         evaluator: Callable[[Hrm, Iterable[Batch]], dict[str, float]] | None = None,
-        on_eval: Callable[[dict], None] | None = None) -> dict[str, float]:
+        on_eval: Callable[[dict], None] | None = None,
+        checkpoint_extra: Callable[[], dict] | None = None) -> dict[str, float]:
     """Trains from `trainer.step` to `total_steps`; returns the last metrics (eval metrics prefixed "eval_").
 
     `batch_at(step)` gives the batch for a step. Every `eval_every` steps (and at the end) the model is evaluated on
     `eval_batches()` with `evaluator` (token metrics by default) and `on_eval(metrics)` is called; every
-    `checkpoint_every` steps (and at the end) a checkpoint is written. `until(metrics)` may stop the run early
-    (for example once eval exact accuracy reaches a target).
+    `checkpoint_every` steps (and at the end) a checkpoint is written, with the entries `checkpoint_extra()` gives
+    (a run config, a data cursor). `until(metrics)` may stop the run early (for example once eval exact accuracy
+    reaches a target).
     """
     console = console or Console(stderr=True)
     evaluator = evaluator or functools.partial(evaluate, loss_type=trainer.config.loss_type,
@@ -299,10 +307,10 @@ def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *,
                 if log is not None:
                     log.write(last)
             if checkpoint_path and ((checkpoint_every and trainer.step % checkpoint_every == 0) or done):
-                trainer.save(checkpoint_path)
+                trainer.save(checkpoint_path, **(checkpoint_extra() if checkpoint_extra else {}))
             progress.update(task, completed=trainer.step, line=f"loss {metrics.get('lm_loss', float('nan')):.4f}")
             if until is not None and until(last):
                 if checkpoint_path:
-                    trainer.save(checkpoint_path)
+                    trainer.save(checkpoint_path, **(checkpoint_extra() if checkpoint_extra else {}))
                 break
     return last
