@@ -31,7 +31,7 @@ import hrm.model
 from hrm.checkpoint import CheckpointError, load_checkpoint
 from hrm.cli import ConfigError, key_value_help, split_key_values, typed_values
 from hrm.device import pick_device
-from hrm.distributed import gather_objects, init_distributed
+from hrm.distributed import gather_objects, init_distributed, shutdown_distributed
 from hrm.model import Hrm, HrmConfig
 from hrm.puzzles.dataset import DatasetError, PuzzleDataset, PuzzleMetadata, load_metadata
 from hrm.runlog import MetricsLog, format_metrics
@@ -124,6 +124,10 @@ def parse_config(argv: list[str]) -> PretrainConfig:
             raise ConfigError("data_path=DIR is required (build one with `python -m hrm.puzzles.build`)")
         config = PretrainConfig(**given, arch=arch)
     model_config(config, load_metadata(Path(config.data_path) / "train"))  # fail now on a bad arch or dataset
+    try:
+        pick_device(config.device)
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(f"device={config.device}: {str(e).splitlines()[0]}") from e
     if config.wandb and importlib.util.find_spec("wandb") is None:
         raise ConfigError("wandb=true needs the wandb package: pip install wandb")
     return config
@@ -253,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    shutdown_distributed()
     if int(os.environ.get("RANK", "0")) == 0:
         print(format_metrics(last))
     return 0
