@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -118,7 +118,8 @@ def parse_config(argv: list[str]) -> PretrainConfig:
         changed = [k for k in FIXED_ON_RESUME if k in given and given[k] != stored[k]] + [f"arch.{k}" for k in arch]
         if changed:
             raise ConfigError(f"a resumed run keeps its {', '.join(changed)}; drop them or start a new run")
-        config = PretrainConfig(**{**stored, **given})
+        known = {f.name for f in fields(PretrainConfig)}
+        config = PretrainConfig(**{**{k: v for k, v in stored.items() if k in known}, **given})
     else:
         if not given.get("data_path"):
             raise ConfigError("data_path=DIR is required (build one with `python -m hrm.puzzles.build`)")
@@ -230,6 +231,9 @@ def pretrain(config: PretrainConfig, console: Console | None = None) -> tuple[Tr
                       f"({train.num_examples} examples) | test {test.num_examples} | {total_steps} steps of "
                       f"{config.global_batch_size} ({train.steps_per_epoch:.3g} per epoch), eval every "
                       f"{eval_every or total_steps} | {device} × {info.world_size} | {run_dir}")
+        if trainer.step >= total_steps:
+            console.print(f"{PROG}: {config.resume} is already at step {trainer.step} of {total_steps}; "
+                          f"give a larger epochs= to train on")
     log = PretrainLog(run_dir / "metrics.jsonl", train, wandb_run) if info.is_main else None
 
     def checkpoint_extra() -> dict:
