@@ -40,6 +40,13 @@ def init_distributed(device_type: str) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
+def shutdown_distributed() -> None:
+    """Waits for every rank, then leaves the torchrun job (a process that exits inside it can abort its peers)."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def rank() -> int:
     """Returns this process's rank (0 without torchrun)."""
     return dist.get_rank() if dist.is_initialized() else 0

@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +31,7 @@ import hrm.model
 from hrm.checkpoint import CheckpointError, load_checkpoint
 from hrm.cli import ConfigError, key_value_help, split_key_values, typed_values
 from hrm.device import pick_device
-from hrm.distributed import gather_objects, init_distributed
+from hrm.distributed import gather_objects, init_distributed, shutdown_distributed
 from hrm.model import Hrm, HrmConfig
 from hrm.puzzles.dataset import DatasetError, PuzzleDataset, PuzzleMetadata, load_metadata
 from hrm.runlog import MetricsLog, format_metrics
@@ -118,12 +118,17 @@ def parse_config(argv: list[str]) -> PretrainConfig:
         changed = [k for k in FIXED_ON_RESUME if k in given and given[k] != stored[k]] + [f"arch.{k}" for k in arch]
         if changed:
             raise ConfigError(f"a resumed run keeps its {', '.join(changed)}; drop them or start a new run")
-        config = PretrainConfig(**{**stored, **given})
+        known = {f.name for f in fields(PretrainConfig)}
+        config = PretrainConfig(**{**{k: v for k, v in stored.items() if k in known}, **given})
     else:
         if not given.get("data_path"):
             raise ConfigError("data_path=DIR is required (build one with `python -m hrm.puzzles.build`)")
         config = PretrainConfig(**given, arch=arch)
     model_config(config, load_metadata(Path(config.data_path) / "train"))  # fail now on a bad arch or dataset
+    try:
+        pick_device(config.device)
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(f"device={config.device}: {str(e).splitlines()[0]}") from e
     if config.wandb and importlib.util.find_spec("wandb") is None:
         raise ConfigError("wandb=true needs the wandb package: pip install wandb")
     return config
@@ -226,6 +231,9 @@ def pretrain(config: PretrainConfig, console: Console | None = None) -> tuple[Tr
                       f"({train.num_examples} examples) | test {test.num_examples} | {total_steps} steps of "
                       f"{config.global_batch_size} ({train.steps_per_epoch:.3g} per epoch), eval every "
                       f"{eval_every or total_steps} | {device} × {info.world_size} | {run_dir}")
+        if trainer.step >= total_steps:
+            console.print(f"{PROG}: {config.resume} is already at step {trainer.step} of {total_steps}; "
+                          f"give a larger epochs= to train on")
     log = PretrainLog(run_dir / "metrics.jsonl", train, wandb_run) if info.is_main else None
 
     def checkpoint_extra() -> dict:
@@ -253,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    shutdown_distributed()
     if int(os.environ.get("RANK", "0")) == 0:
         print(format_metrics(last))
     return 0

@@ -8,7 +8,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from hrm import Hrm, TrainConfig, Trainer  # noqa: E402
-from hrm.distributed import init_distributed  # noqa: E402
+from hrm.distributed import init_distributed, shutdown_distributed  # noqa: E402
 from tests.hrm.tiny import random_batch, tiny_config  # noqa: E402
 
 
@@ -31,6 +31,7 @@ def main(out_dir: str, steps: int) -> None:
     trainer.save(Path(out_dir) / "ckpt.pt")
     torch.save({"params": dict(trainer.model.named_parameters()), "metrics": metrics},
                Path(out_dir) / f"rank{info.rank}.pt")
+    shutdown_distributed()
 
 
 if __name__ == "__main__":

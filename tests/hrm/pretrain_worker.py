@@ -7,7 +7,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from hrm.distributed import rank  # noqa: E402
+from hrm.distributed import rank, shutdown_distributed  # noqa: E402
 from hrm.pretrain import parse_config, pretrain  # noqa: E402
 
 
@@ -16,6 +16,7 @@ def main(out_dir: str, argv: list[str]) -> None:
     trainer, metrics = pretrain(parse_config(argv))
     torch.save({"params": dict(trainer.model.named_parameters()), "metrics": metrics},
                Path(out_dir) / f"rank{rank()}.pt")
+    shutdown_distributed()
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ def test_settings_are_typed_and_arch_overrides_the_preset(sudoku_dir):
     (["eval_interval=0"], "eval_interval must be at least 1"),
     (["global_batch_size=64", "epochs=1"], "do not fill one global batch"),
     (["lr"], "expected key=value, got 'lr'"),
+    (["device=tpu"], "device=tpu:"),
 ])
 def test_bad_settings_end_in_one_line_and_exit_2(sudoku_dir, tmp_path, capsys, args, message):
     code = main([f"data_path={sudoku_dir}", f"checkpoint_path={tmp_path}", *args])
