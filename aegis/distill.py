@@ -25,7 +25,7 @@ from hrm import CheckpointError, Hrm, HrmConfig, TrainConfig, Trainer, fit, pick
 from hrm.cli import parse_args
 from hrm.device import autocast
 from hrm.distributed import init_distributed
-from hrm.losses import candidate_log_probs, distillation_loss
+from hrm.losses import agrees_with_teacher, candidate_log_probs, distillation_loss
 from hrm.runlog import MetricsLog
 
 console = Console(stderr=True)
@@ -123,7 +123,7 @@ def dry_run(args: DistillArgs) -> dict:
 @torch.no_grad()
 def evaluate_agreement(model: Hrm, batches: Iterable[dict[str, torch.Tensor]], adaptive: bool = False,
                        mixed_precision: str = "none") -> dict[str, float]:
-    """Returns held-out metrics: agreement (student argmax = teacher argmax), loss (cross-entropy to the teacher's
+    """Returns held-out metrics: agreement (the student's argmax is one of the teacher's best actions), loss (cross-entropy to the teacher's
     distribution), q_halt_accuracy and mean ACT steps. `adaptive` halts as the HRM policy does when it acts."""
     model.eval()
     device = next(model.parameters()).device
@@ -135,7 +135,7 @@ def evaluate_agreement(model: Hrm, batches: Iterable[dict[str, torch.Tensor]], a
             prediction = model.predict(batch, adaptive=adaptive)
         logp = torch.log_softmax(candidate_log_probs(prediction.logits, batch["candidates"]), -1)
         teacher = batch["teacher_probs"]
-        agree = logp.argmax(-1) == teacher.argmax(-1)
+        agree = agrees_with_teacher(logp, teacher)
         totals["agreement"] += float(agree.sum())
         totals["loss"] += float(-(teacher * logp.masked_fill(teacher == 0, 0.0)).sum())
         totals["q_halt_accuracy"] += float(((prediction.q_halt_logits >= 0) == agree).sum())

@@ -116,6 +116,16 @@ def candidate_log_probs(logits: torch.Tensor, candidates: torch.Tensor) -> torch
     return scores.masked_fill(~valid.any(-1), float("-inf"))
 
 
+def agrees_with_teacher(student_scores: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
+    """Returns (B,) bool: the student's best candidate is one of the teacher's best (ties count).
+
+    An oracle indifferent between two shortest routes gives them equal probability; picking either agrees with it.
+    "Best" means within a relative 1e-6 of the teacher's highest probability.
+    """
+    best = teacher_probs >= teacher_probs.max(-1, keepdim=True).values * (1 - 1e-6)
+    return best.gather(-1, student_scores.argmax(-1, keepdim=True)).squeeze(-1)
+
+
 def distillation_loss(carry: Carry, output: HrmOutput,
                       continue_loss: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Returns (summed loss, summed metrics) for imitating a teacher's distribution over candidate answers.
@@ -123,7 +133,8 @@ def distillation_loss(carry: Carry, output: HrmOutput,
     The batch carries "candidates" (B, A, K), "teacher_probs" (B, A) and optionally per-row "weights" (B,).
     loss = Σ_rows weight · CE(teacher, student) +
     0.5 (Q-halt BCE + Q-continue BCE), where the student's distribution is the softmax over candidates of their
-    summed token log-probabilities and "correct" (the Q-halt target) means the student's argmax is the teacher's.
+    summed token log-probabilities and "correct" (the Q-halt target) means the student's argmax is one of the
+    teacher's best actions (`agrees_with_teacher`).
     """
     candidates, teacher = carry.data["candidates"], carry.data["teacher_probs"]
     student_logp = torch.log_softmax(candidate_log_probs(output.logits, candidates), dim=-1)  # (B, A)
@@ -131,7 +142,7 @@ def distillation_loss(carry: Carry, output: HrmOutput,
     if "weights" in carry.data:
         cross_entropy = cross_entropy * carry.data["weights"]
     cross_entropy = cross_entropy.sum()
-    agree = (student_logp.argmax(-1) == teacher.argmax(-1)).detach()
+    agree = agrees_with_teacher(student_logp.detach(), teacher)
     q_loss, metrics = q_losses(carry, output, agree, carry.halted, continue_loss)
     agreed = (carry.halted & agree).sum()
     metrics.update(accuracy=agreed, exact_accuracy=agreed, lm_loss=cross_entropy.detach())

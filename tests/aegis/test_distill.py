@@ -75,3 +75,17 @@ def test_two_process_torchrun_finishes_and_writes_one_checkpoint(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list((tmp_path / "models").glob("distill-*/last.pt"))) == 1
     assert len(ExperienceStore(db).model_versions()) == 1  # only rank 0 registers
+
+
+def test_train_hrm_learns_oracle_decisions_past_the_threshold(tmp_path):
+    """~1,100 oracle decisions (FrozenLake-v1 + Taxi-v4) → a small student agrees on ≥70 % of held-out episodes."""
+    db = tmp_path / "aegis.db"
+    oracle_store(db, 1100).close()
+    result = train_hrm("--db", str(db), "--out", str(tmp_path / "models"), "--epochs", "5", "--hidden-size", "64",
+                       "--halt-max-steps", "2", "--batch-size", "32", "--lr", "1e-3", "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "activated: agreement ≥ 70%" in result.stdout, result.stdout
+    store = ExperienceStore(db)
+    [version] = store.model_versions()
+    assert store.active_version().id == version.id
+    assert version.metrics["agreement"] >= 0.70 and version.metrics["held_out_decisions"] >= 150
