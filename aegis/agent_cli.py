@@ -54,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         with Live(status_view(orch), console=console, refresh_per_second=4) as live:
             orch.run(on_step=lambda o: live.update(status_view(o)))
     else:
-        last_phase = [None]
+        last = {"phase": None, "decisions": -1}
 
         def report(o: Orchestrator) -> None:
-            if o.phase != last_phase[0] or o.run_decisions % (50 * len(o.runner.slots)) == 0:
-                last_phase[0] = o.phase
+            every = 50 * len(o.runner.slots)
+            if o.phase != last["phase"] or (o.run_decisions != last["decisions"] and o.run_decisions % every == 0):
+                last.update(phase=o.phase, decisions=o.run_decisions)
                 console.print(status_line(o))
 
         orch.run(on_step=report)

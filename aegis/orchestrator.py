@@ -3,7 +3,7 @@
 The phase and the counters that drive it live in the store (`orchestrator_state`), so a restarted agent resumes
 where it was; every phase change, training run, swap, promotion and rejection is an event. Distillation runs as
 `train_hrm.py --resume` in a child process (it dies with the agent and resumes from its checkpoint on restart)
-while the runner keeps collecting; a failed child is retried with exponential backoff; a model below the threshold
+while the runner keeps collecting (or waits, with collect_while_distilling off); a failed child is retried with exponential backoff; a model below the threshold
 leaves the teacher acting and distillation runs again after another `trigger` decisions.
 """
 
@@ -50,6 +50,9 @@ class AgentConfig:
     """Held-out agreement at which a distilled model is activated."""
     distill_args: str = ""
     """Extra arguments for the train_hrm.py child, e.g. "--epochs 5 --hidden-size 128"."""
+    collect_while_distilling: bool = True
+    """Keep the teacher collecting while train_hrm.py runs; --no-collect-while-distilling pauses the runner and
+    leaves the whole CPU to training (small machines, cheap teachers)."""
     rl_every: int = 50
     """Episodes by the active HRM between policy-gradient updates."""
     rl_lr: float = 3e-5
@@ -228,13 +231,24 @@ class Orchestrator:
                 or (c.duration is not None and time.time() - self.started >= c.duration)
                 or (c.max_rl_updates is not None and self.run_rl_updates >= c.max_rl_updates))
 
+    def _paused_for_distillation(self) -> bool:
+        return not self.config.collect_while_distilling and self.child is not None and self.child.poll() is None
+
     def step(self) -> list[FinishedEpisode]:
-        """One runner step plus the phase bookkeeping around it; returns the episodes that ended."""
-        finished = self.runner.step()
-        n = len(self.runner.slots)
-        self.decisions += n
-        self.run_decisions += n
-        self.run_episodes += len(finished)
+        """One runner step plus the phase bookkeeping around it; returns the episodes that ended. While a paused
+        runner waits for distillation, a step waits up to a second for the child instead."""
+        finished = []
+        if self._paused_for_distillation():
+            try:
+                self.child.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            finished = self.runner.step()
+            n = len(self.runner.slots)
+            self.decisions += n
+            self.run_decisions += n
+            self.run_episodes += len(finished)
         for episode in finished:
             self.recent.setdefault((episode.env, episode.policy), deque(maxlen=100)).append(episode.episode_return)
         self._poll_distillation()

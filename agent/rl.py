@@ -2,8 +2,9 @@
 
 loss = −Σ A·log π(a|s) − β·H(π(·|s)) + λ·KL(π(·|s) ‖ π_ref(·|s)), averaged over decisions, where A is the
 return-to-go minus the mean return-to-go of the same task in the batch (scaled by that task's spread), and π_ref
-is the frozen distilled model, so improvement does not forget what the teacher taught. As in HRM training, the
-gradient flows through the last ACT segment only (the one-step approximation).
+is the frozen distilled model, so improvement does not forget what the teacher taught. log π is the policy that
+acted (adaptive halting, as `HrmPolicy` decides); as in HRM training, the gradient flows through the segment a row
+halted in only (the one-step approximation).
 """
 
 import copy
@@ -62,14 +63,25 @@ def advantages(decisions: list[DecisionRecord], gamma: float) -> np.ndarray:
 
 
 def policy_log_probs(model: Hrm, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Returns (B, A) log π over the candidate actions after all ACT segments, differentiable in the last one."""
+    """Returns (B, A) log π over the candidate actions as `HrmPolicy` acts: each row runs segments until Q-halt >
+    Q-continue (or halt_max_steps), and only the segment it halted in carries gradient (the one-step approximation).
+    """
     x = model.embed(batch["inputs"], batch["task_ids"])
     carry = model.initial_carry(batch)
     z_H, z_L = carry.z_H, carry.z_L
+    halting_H, halting_L = z_H.clone(), z_L.clone()  # each row's state entering the segment it halts in
+    done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     with torch.no_grad():
-        for _ in range(model.config.halt_max_steps - 1):
-            z_H, z_L = model.segment(z_H, z_L, x)
-    z_H, _ = model.segment(z_H, z_L, x)
+        for step in range(1, model.config.halt_max_steps + 1):
+            next_H, next_L = model.segment(z_H, z_L, x)
+            q_halt, q_continue = model.q_values(next_H)
+            stop = ~done & ((q_halt > q_continue) | (step == model.config.halt_max_steps))
+            halting_H[stop], halting_L[stop] = z_H[stop], z_L[stop]
+            done |= stop
+            if done.all():
+                break
+            z_H, z_L = next_H, next_L
+    z_H, _ = model.segment(halting_H, halting_L, x)
     return torch.log_softmax(candidate_log_probs(model.answer(z_H), batch["candidates"]), dim=-1)
 
 

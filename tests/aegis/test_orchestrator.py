@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from aegis.improve import ImproveConfig, judge, settle
+from aegis.orchestrator import AgentConfig, Orchestrator
 from aegis.registry import activate
 from agent.oracle import OracleTeacher
 from agent.policy import RandomPolicy
@@ -42,6 +43,21 @@ def test_a_run_from_an_empty_store_goes_collect_distil_switch_improve(tmp_path):
     assert sum(v.status == "active" for v in store.model_versions()) == 1
     hrm_decisions = [d for d in store.decisions() if d.policy.startswith("hrm:")]
     assert hrm_decisions and all(d.model_version is not None for d in hrm_decisions)
+
+
+@pytest.mark.slow
+def test_a_paused_runner_records_nothing_while_distillation_runs(tmp_path):
+    config = AgentConfig(db=str(tmp_path / "aegis.db"), out=str(tmp_path / "models"), teacher="tiny",
+                         envs="FrozenLake-v1", num_envs=8, trigger=200, distill_args=DISTILL,
+                         collect_while_distilling=False, device="cpu")
+    orch = Orchestrator(config)
+    while orch.child is None:
+        orch.step()
+    at_start = orch.store.count_decisions()
+    while orch.child is not None:
+        orch.step()
+    assert orch.store.count_decisions() == at_start
+    assert orch.phase == "improve" and orch.runner.policy.name.startswith("hrm:v")
 
 
 def wait_for(predicate, timeout: float, what: str):
