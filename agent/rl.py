@@ -33,6 +33,9 @@ class RlConfig:
     kl: float = 0.05
     """Weight of the KL penalty to the distilled reference."""
     grad_clip: float = 1.0
+    max_decisions: int = 2048
+    """Decisions one update trains on: a uniform sample of the round's (advantages come from whole episodes first),
+    so a round of long, failing episodes costs no more than a round of short ones."""
     seed: int = 0
 
 
@@ -90,16 +93,20 @@ def reinforce(model: Hrm, decisions: list[DecisionRecord], config: RlConfig) -> 
     reference = copy.deepcopy(model).eval()
     student = copy.deepcopy(model).train()
     device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(config.seed)
+    advantage = torch.tensor(advantages(decisions, config.gamma), dtype=torch.float32)
+    if len(decisions) > config.max_decisions:
+        keep = torch.randperm(len(decisions), generator=generator)[:config.max_decisions].sort().values
+        decisions, advantage = [decisions[i] for i in keep.tolist()], advantage[keep]
+    advantage = advantage.to(device)
     encoder = StudentEncoder(model.config.seq_len, model.config.output_len)
     batch = encoder.encode([(d.observation, d.legal_actions, d.task_id) for d in decisions])
     batch = {k: v.to(device) for k, v in batch.items()}
     chosen = torch.tensor([d.chosen for d in decisions], device=device)
-    advantage = torch.tensor(advantages(decisions, config.gamma), dtype=torch.float32, device=device)
     with torch.no_grad():
         ref_logp = torch.cat([policy_log_probs(reference, {k: v[i:i + 256] for k, v in batch.items()})
                               for i in range(0, len(decisions), 256)])
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=0.0)
-    generator = torch.Generator().manual_seed(config.seed)
     totals = {"pg_loss": 0.0, "entropy": 0.0, "kl": 0.0}
     updates = 0
     for _ in range(config.epochs):

@@ -58,3 +58,5 @@ def test_an_update_raises_the_probability_of_the_action_that_paid_off():
     assert after[good] > before[good] + 0.1 and after[bad] < before[bad]
     assert metrics["decisions"] == 32 and metrics["updates"] == 12
     assert torch.equal(torch.softmax(policy.action_scores([observation]), -1)[0], before)  # the champion is untouched
+    _, sampled = reinforce(model, decisions, RlConfig(epochs=1, batch_size=8, max_decisions=8))
+    assert sampled["decisions"] == 8 and sampled["updates"] == 1  # a long round trains on a bounded sample
