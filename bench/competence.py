@@ -39,7 +39,7 @@ from data.store import ExperienceStore  # noqa: E402
 ENVS = ("FrozenLake-v1", "Taxi-v4")
 AIMS = {"FrozenLake-v1": 0.70, "Taxi-v4": 7.0}
 EVAL_SEED = 50_000  # far from the runner's and champion/challenger's seeds
-console = Console()
+console = Console(width=140)
 
 
 def run_loop(start: str, out: Path, args: argparse.Namespace) -> ExperienceStore:
@@ -53,7 +53,9 @@ def run_loop(start: str, out: Path, args: argparse.Namespace) -> ExperienceStore
     def report(o: Orchestrator) -> None:
         if o.phase != last["phase"] or time.time() - last["at"] > 60:
             last.update(phase=o.phase, at=time.time())
-            returns = " | ".join(f"{env}/{policy} {np.mean(r):.2f}" for (env, policy), r in sorted(o.recent.items()))
+            acting = (o.runner.policy.name, o.teacher.name)
+            returns = " | ".join(f"{env}/{policy} {np.mean(r):.2f}" for (env, policy), r in sorted(o.recent.items())
+                                 if policy in acting)
             rl = o.store.get_state("rl") or {}
             console.print(f"  [{start}] {time.time() - o.started:5.0f}s phase {o.phase} | decisions {o.decisions} | "
                           f"acting {o.runner.policy.name} | RL updates {rl.get('updates', 0)} | {returns}")
