@@ -123,8 +123,9 @@ def dry_run(args: DistillArgs) -> dict:
 @torch.no_grad()
 def evaluate_agreement(model: Hrm, batches: Iterable[dict[str, torch.Tensor]], adaptive: bool = False,
                        mixed_precision: str = "none") -> dict[str, float]:
-    """Returns held-out metrics: agreement (the student's argmax is one of the teacher's best actions), loss (cross-entropy to the teacher's
-    distribution), q_halt_accuracy and mean ACT steps. `adaptive` halts as the HRM policy does when it acts."""
+    """Returns held-out metrics: agreement (the student's argmax is one of the teacher's best actions), loss
+    (cross-entropy to the teacher's distribution), q_halt_accuracy and mean ACT steps. `adaptive` halts as the HRM
+    policy does when it acts."""
     model.eval()
     device = next(model.parameters()).device
     totals = {"agreement": 0.0, "loss": 0.0, "q_halt_accuracy": 0.0, "steps": 0.0}

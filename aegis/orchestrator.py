@@ -3,8 +3,9 @@
 The phase and the counters that drive it live in the store (`orchestrator_state`), so a restarted agent resumes
 where it was; every phase change, training run, swap, promotion and rejection is an event. Distillation runs as
 `train_hrm.py --resume` in a child process (it dies with the agent and resumes from its checkpoint on restart)
-while the runner keeps collecting (or waits, with collect_while_distilling off); a failed child is retried with exponential backoff; a model below the threshold
-leaves the teacher acting and distillation runs again after another `trigger` decisions.
+while the runner keeps collecting (or waits, with collect_while_distilling off); a failed child is retried with
+exponential backoff; a model below the threshold leaves the teacher acting and distillation runs again after another
+`trigger` decisions.
 """
 
 import ctypes

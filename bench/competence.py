@@ -73,7 +73,8 @@ def loop_summary(store: ExperienceStore) -> dict:
     active = store.active_version()
     return {"decisions": store.count_decisions(), "distillations": len(distilled),
             "distilled": first_active, "active": active,
-            "rl_accepted": sum(v.status != "rejected" for v in rl), "rl_rejected": sum(v.status == "rejected" for v in rl),
+            "rl_accepted": sum(v.status != "rejected" for v in rl),
+            "rl_rejected": sum(v.status == "rejected" for v in rl),
             "agreement": first_active.metrics.get("agreement") if first_active else None}
 
 
@@ -107,10 +108,10 @@ def show(start: str, summary: dict, results: dict, minutes: float) -> None:
     table = Table("env", "random", "teacher", "distilled HRM", "HRM after RL", "optimum", "after RL / optimum",
                   "aim")
     for env, row in results.items():
-        cell = lambda key: f"{row[key]:.3f}" if key in row else "—"  # noqa: E731
+        cells = [f"{row[key]:.3f}" if key in row else "—" for key in ("random", "teacher", "distilled", "active")]
         final = row.get("active", row["teacher"])
-        table.add_row(env, cell("random"), cell("teacher"), cell("distilled"), cell("active"), cell("optimum"),
-                      f"{final / row['optimum']:.2f}", f"≥ {AIMS[env]:g} {'✓' if final >= AIMS[env] else '✗'}")
+        aim = f"≥ {AIMS[env]:g} {'✓' if final >= AIMS[env] else '✗'}"
+        table.add_row(env, *cells, f"{row['optimum']:.3f}", f"{final / row['optimum']:.2f}", aim)
     console.print(table)
 
 
