@@ -6,9 +6,11 @@ For each start (teacher), a fresh store and the autonomous loop as `start_traini
 (4×4) and Taxi-v4 for `--minutes`: collect with the teacher → distil (train_hrm.py, agent-29m, `--distill-args`;
 the runner pauses while it trains, so training has the whole CPU) → switch → improve by RL. Then, per env, mean
 return over the same `--eval-episodes` fixed seeds (never seen in training or in champion/challenger) for: uniform
-random, the teacher as it acts (sampling), the first distilled HRM, the HRM after RL (the active version at the
+random, the teacher, the first distilled HRM, the HRM after RL (the active version at the
 end) — both greedy with adaptive halting — and the exact optimum (value iteration), with each one's ratio to the
 optimum. On FrozenLake the mean return is the success rate. Aims: FrozenLake ≥ 0.70, Taxi-v4 ≥ 7.0.
+The teacher is scored greedily (its argmax, what distillation copies) on the same seeds and, as it acted, by the
+mean return of the episodes it collected. `--eval-only` scores the stores a previous run left in `--out`.
 
 Starts: `tiny` is a random GPT-2 (a degenerate teacher: it prefers one action everywhere, so RL must do the
 climbing); `oracle:0.5` is the optimal policy with half its actions uniformly random.
@@ -78,18 +80,22 @@ def loop_summary(store: ExperienceStore) -> dict:
             "agreement": first_active.metrics.get("agreement") if first_active else None}
 
 
-def evaluate(start: str, summary: dict, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Returns {env: {policy: mean return}} over the fixed evaluation seeds."""
+def evaluate(start: str, store: ExperienceStore, summary: dict,
+             args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Returns {env: {policy: mean return}} over the fixed evaluation seeds (and the teacher's collected episodes)."""
     seeds = [EVAL_SEED + i for i in range(args.eval_episodes)]
     policies = {"random": (RandomPolicy(seed=args.seed), False),
-                "teacher": (make_teacher(start, seed=args.seed, device="cpu"), False)}
+                "teacher": (make_teacher(start, seed=args.seed, device="cpu"), True)}
+    start_name = policies["teacher"][0].name
     for key in ("distilled", "active"):
         version = summary[key]
         if version is not None:
             policies[key] = (HrmPolicy.load(version.checkpoint_path, version.id, device="cpu"), True)
     results = {}
     for env in ENVS:
-        results[env] = {"optimum": make_env(env).optimal_return()}
+        collected = [e.episode_return for e in store.episodes(env=env, policy=start_name)]
+        results[env] = {"optimum": make_env(env).optimal_return(),
+                        "teacher acting": float(np.mean(collected)) if collected else float("nan")}
         for name, (policy, greedy) in policies.items():
             started = time.perf_counter()
             results[env][name] = float(np.mean(episode_returns(policy, env, seeds, greedy=greedy, batch=100)))
@@ -99,16 +105,17 @@ def evaluate(start: str, summary: dict, args: argparse.Namespace) -> dict[str, d
 
 def show(start: str, summary: dict, results: dict, minutes: float) -> None:
     active = summary["active"]
-    console.print(f"\n[bold]{start}[/]: {summary['decisions']} decisions in {minutes:.1f} min | distillations "
+    console.print(f"\n[bold]{start}[/]: {summary['decisions']} decisions | {minutes:.1f} min | distillations "
                   f"{summary['distillations']}, first activated: "
                   + (f"v{summary['distilled'].id} (held-out agreement {summary['agreement']:.1%})"
                      if summary["distilled"] else "none")
                   + f" | RL candidates accepted {summary['rl_accepted']}, rejected {summary['rl_rejected']} | active "
                   + (f"v{active.id} ({active.kind})" if active else "none (the teacher)"))
-    table = Table("env", "random", "teacher", "distilled HRM", "HRM after RL", "optimum", "after RL / optimum",
-                  "aim")
+    table = Table("env", "random", "teacher acting", "teacher greedy", "distilled HRM", "HRM after RL", "optimum",
+                  "after RL / optimum", "aim")
     for env, row in results.items():
-        cells = [f"{row[key]:.3f}" if key in row else "—" for key in ("random", "teacher", "distilled", "active")]
+        cells = [f"{row[key]:.3f}" if key in row else "—"
+                 for key in ("random", "teacher acting", "teacher", "distilled", "active")]
         final = row.get("active", row["teacher"])
         aim = f"≥ {AIMS[env]:g} {'✓' if final >= AIMS[env] else '✗'}"
         table.add_row(env, *cells, f"{row['optimum']:.3f}", f"{final / row['optimum']:.2f}", aim)
@@ -125,25 +132,28 @@ def main() -> None:
                         help="train_hrm.py flags (agent-29m; bench/distill.py shows 70%% is passed well within 8)")
     parser.add_argument("--rl-every", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/bench-competence", help="folder for the stores and runs (replaced)")
+    parser.add_argument("--out", default="runs/bench-competence", help="folder of one store and run per start")
+    parser.add_argument("--eval-only", action="store_true", help="score the stores already in --out")
     args = parser.parse_args()
     out = Path(args.out)
-    shutil.rmtree(out, ignore_errors=True)
     console.print(f"threads {torch.get_num_threads()} | envs {', '.join(ENVS)} | {args.minutes:g} min per start | "
                   f"{args.eval_episodes} evaluation episodes per env and policy")
-    report = {}
     for start in args.starts.split(","):
         folder = out / start.replace(":", "-")
-        folder.mkdir(parents=True)
         started = time.perf_counter()
-        store = run_loop(start, folder, args)
+        if args.eval_only:
+            store = ExperienceStore(folder / "aegis.db")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            store = run_loop(start, folder, args)
         summary = loop_summary(store)
-        results = evaluate(start, summary, args)
+        results = evaluate(start, store, summary, args)
         show(start, summary, results, (time.perf_counter() - started) / 60)
-        report[start] = {"results": results, "decisions": summary["decisions"], "agreement": summary["agreement"],
-                         "rl_accepted": summary["rl_accepted"], "rl_rejected": summary["rl_rejected"]}
-    (out / "results.json").write_text(json.dumps(report, indent=2))
-    console.print(f"\nresults: {out / 'results.json'}")
+        report = {"results": results, "decisions": summary["decisions"], "agreement": summary["agreement"],
+                  "rl_accepted": summary["rl_accepted"], "rl_rejected": summary["rl_rejected"]}
+        (folder / "results.json").write_text(json.dumps(report, indent=2))
+        console.print(f"results: {folder / 'results.json'}")
 
 
 if __name__ == "__main__":
