@@ -18,7 +18,7 @@ class ImproveConfig:
     """How candidates are made and judged."""
 
     rl: RlConfig = RlConfig()
-    eval_episodes: int = 20
+    eval_episodes: int = 200
     """Evaluation episodes per env, on the same fixed seeds for champion and challenger."""
     eval_seed: int = 10_000
     noise: float = 2.0

@@ -57,8 +57,9 @@ class AgentConfig:
     rl_every: int = 50
     """Episodes by the active HRM between policy-gradient updates."""
     rl_lr: float = 3e-5
-    eval_episodes: int = 20
-    """Fixed-seed evaluation episodes per env for champion/challenger."""
+    eval_episodes: int = 200
+    """Fixed-seed evaluation episodes per env for champion/challenger (greedy play decides each distinct state once,
+    so many episodes are cheap; with 20, a run of "within noise" candidates drifted downhill)."""
     retry_backoff: float = 30.0
     """Seconds before retrying a failed distillation (doubling after each failure)."""
     max_episodes: int | None = None
