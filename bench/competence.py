@@ -137,9 +137,14 @@ def main() -> None:
     parser.add_argument("--eval-only", action="store_true", help="score the stores already in --out")
     args = parser.parse_args()
     out = Path(args.out)
+    starts = args.starts.split(",")
+    missing = [s for s in starts if not (out / s.replace(":", "-") / "aegis.db").is_file()]
+    if args.eval_only and missing:
+        parser.error(f"--eval-only: no store from an earlier run for {', '.join(missing)} in {out}; run without "
+                     "--eval-only first")
     console.print(f"threads {torch.get_num_threads()} | envs {', '.join(ENVS)} | {args.minutes:g} min per start | "
                   f"{args.eval_episodes} evaluation episodes per env and policy")
-    for start in args.starts.split(","):
+    for start in starts:
         folder = out / start.replace(":", "-")
         started = time.perf_counter()
         if args.eval_only:
