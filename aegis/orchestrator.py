@@ -234,12 +234,15 @@ class Orchestrator:
                 or (c.max_rl_updates is not None and self.run_rl_updates >= c.max_rl_updates))
 
     def _paused_for_distillation(self) -> bool:
-        return not self.config.collect_while_distilling and self.child is not None and self.child.poll() is None
+        return not self.config.collect_while_distilling and self.child is not None  # alive at the last poll
 
     def step(self) -> list[FinishedEpisode]:
         """One runner step plus the phase bookkeeping around it; returns the episodes that ended. While a paused
-        runner waits for distillation, a step waits up to a second for the child instead."""
+        runner waits for distillation, a step waits up to a second for the child instead. A finished child is
+        noticed, and its model swapped in, before the runner acts again."""
         finished = []
+        self._poll_distillation()
+        self._sync_policy()
         if self._paused_for_distillation():
             try:
                 self.child.wait(timeout=1.0)
@@ -253,7 +256,6 @@ class Orchestrator:
             self.run_episodes += len(finished)
         for episode in finished:
             self.recent.setdefault((episode.env, episode.policy), deque(maxlen=100)).append(episode.episode_return)
-        self._poll_distillation()
         self._maybe_start_distillation()
         self._sync_policy()
         self._maybe_improve()
