@@ -42,7 +42,7 @@ class DistillArgs:
     db: str = DEFAULT_DB
     """Experience store: a SQLite file path or any SQLAlchemy URL."""
     epochs: int = 20
-    """Passes over the training split (an epoch is len(train) / batch-size steps)."""
+    """Passes over the training split (an epoch is its rows / batch-size steps; see --distinct)."""
     batch_size: int = 64
     """Examples per step, over all ranks."""
     lr: float = 1e-4
@@ -72,6 +72,10 @@ class DistillArgs:
     and with it the extra segment."""
     failure_weight: float = 1.0
     """Weight of decisions from episodes that failed (outcome weighting; 1 weighs all alike)."""
+    distinct: bool = False
+    """Train on each distinct decision (same observation, legal actions and teacher distribution) once per epoch,
+    so a state the teacher visited once weighs as much as one it visited a thousand times and an epoch is
+    distinct decisions / batch-size steps: for large stores of a cheap teacher that revisits the same states."""
     preset: Literal["agent-29m"] = "agent-29m"
     """The HRM architecture."""
     halt_max_steps: int | None = None
@@ -125,11 +129,11 @@ def evaluate_agreement(model: Hrm, batches: Iterable[dict[str, torch.Tensor]], a
                        mixed_precision: str = "none") -> dict[str, float]:
     """Returns held-out metrics: agreement (the student's argmax is one of the teacher's best actions), loss
     (cross-entropy to the teacher's distribution), q_halt_accuracy and mean ACT steps. `adaptive` halts as the HRM
-    policy does when it acts."""
+    policy does when it acts. Rows count as many decisions as their "counts" say (one each without it)."""
     model.eval()
     device = next(model.parameters()).device
     totals = {"agreement": 0.0, "loss": 0.0, "q_halt_accuracy": 0.0, "steps": 0.0}
-    count = 0
+    count = 0.0
     for batch in batches:
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast(device, mixed_precision):
@@ -137,12 +141,13 @@ def evaluate_agreement(model: Hrm, batches: Iterable[dict[str, torch.Tensor]], a
         logp = torch.log_softmax(candidate_log_probs(prediction.logits, batch["candidates"]), -1)
         teacher = batch["teacher_probs"]
         agree = agrees_with_teacher(logp, teacher)
-        totals["agreement"] += float(agree.sum())
-        totals["loss"] += float(-(teacher * logp.masked_fill(teacher == 0, 0.0)).sum())
-        totals["q_halt_accuracy"] += float(((prediction.q_halt_logits >= 0) == agree).sum())
-        totals["steps"] += float(prediction.steps.sum())
-        count += len(agree)
-    return {k: v / max(count, 1) for k, v in totals.items()}
+        n = batch.get("counts", torch.ones(len(agree), device=device))
+        totals["agreement"] += float((n * agree).sum())
+        totals["loss"] += float(-(n * (teacher * logp.masked_fill(teacher == 0, 0.0)).sum(-1)).sum())
+        totals["q_halt_accuracy"] += float((n * ((prediction.q_halt_logits >= 0) == agree)).sum())
+        totals["steps"] += float((n * prediction.steps).sum())
+        count += float(n.sum())
+    return {k: v / max(count, 1.0) for k, v in totals.items()}
 
 
 def chunks(tensors: dict[str, torch.Tensor], size: int) -> list[dict[str, torch.Tensor]]:
@@ -187,7 +192,7 @@ def distill(args: DistillArgs) -> dict:
     config = model_config(args)
     data: DistillationData = build_distillation_data(store, StudentEncoder(config.seq_len, config.output_len),
                                                      args.held_out_fraction, args.seed,
-                                                     failure_weight=args.failure_weight)
+                                                     failure_weight=args.failure_weight, distinct=args.distinct)
     usable = len(data.train) + len(data.held_out)
     if usable < args.min_examples or not len(data.held_out):
         raise UsageError(f"the store {args.db} holds {usable} usable teacher decisions; distillation needs at least "
@@ -218,7 +223,7 @@ def distill(args: DistillArgs) -> dict:
         if info.is_main:
             run_id = store.start_training_run("imitation", {
                 **asdict(args), "run_dir": str(run_dir), "train_decisions": len(data.train),
-                "held_out_decisions": len(data.held_out), "model": config.to_dict()})
+                "train_rows": len(data.train.states), "held_out_decisions": len(data.held_out), "model": config.to_dict()})
 
     held_out = chunks(data.held_out.tensors, 256)
     precision = trainer.config.mixed_precision
@@ -248,7 +253,8 @@ def distill(args: DistillArgs) -> dict:
     unseen = data.unseen_mask()
     unseen_rows = {k: v[unseen] for k, v in data.held_out.tensors.items()}
     metrics = {**final, **reached, "train_decisions": len(data.train), "held_out_decisions": len(data.held_out),
-               "unseen_decisions": int(unseen.sum()), "epochs": trainer.step / steps_per_epoch,
+               "train_rows": len(data.train.states), "unseen_decisions": int(unseen_rows["counts"].sum()),
+               "epochs": trainer.step / steps_per_epoch,
                "max_steps_agreement": evaluate_agreement(trainer.model, held_out)["agreement"]}
     if unseen.any():
         metrics["unseen_agreement"] = evaluate_agreement(trainer.model, chunks(unseen_rows, 256),

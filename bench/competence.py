@@ -36,6 +36,7 @@ from agent.envs import make_env  # noqa: E402
 from agent.evaluation import episode_returns  # noqa: E402
 from agent.hrm_policy import HrmPolicy  # noqa: E402
 from agent.policy import RandomPolicy  # noqa: E402
+from data.datasets import is_teacher_decision  # noqa: E402
 from data.store import ExperienceStore  # noqa: E402
 
 ENVS = ("FrozenLake-v1", "Taxi-v4")
@@ -73,7 +74,8 @@ def loop_summary(store: ExperienceStore) -> dict:
     first_active = next((v for v in sorted(distilled, key=lambda v: v.id) if v.activated_at is not None), None)
     rl = [v for v in versions if v.kind == "rl"]
     active = store.active_version()
-    return {"decisions": store.count_decisions(), "distillations": len(distilled),
+    visited = {env: len({d.state for d in store.decisions(env=env) if is_teacher_decision(d)}) for env in ENVS}
+    return {"decisions": store.count_decisions(), "distillations": len(distilled), "teacher_states": visited,
             "distilled": first_active, "active": active,
             "rl_accepted": sum(v.status != "rejected" for v in rl),
             "rl_rejected": sum(v.status == "rejected" for v in rl),
@@ -109,6 +111,8 @@ def show(start: str, summary: dict, results: dict, minutes: float) -> None:
                   f"{summary['distillations']}, first activated: "
                   + (f"v{summary['distilled'].id} (held-out agreement {summary['agreement']:.1%})"
                      if summary["distilled"] else "none")
+                  + " | states the teacher visited: "
+                  + ", ".join(f"{env} {n}" for env, n in summary["teacher_states"].items())
                   + f" | RL candidates accepted {summary['rl_accepted']}, rejected {summary['rl_rejected']} | active "
                   + (f"v{active.id} ({active.kind})" if active else "none (the teacher)"))
     table = Table("env", "random", "teacher acting", "teacher greedy", "distilled HRM", "HRM after RL", "optimum",
@@ -157,6 +161,7 @@ def main() -> None:
         results = evaluate(start, store, summary, args)
         show(start, summary, results, (time.perf_counter() - started) / 60)
         report = {"results": results, "decisions": summary["decisions"], "agreement": summary["agreement"],
+                  "teacher_states": summary["teacher_states"],
                   "rl_accepted": summary["rl_accepted"], "rl_rejected": summary["rl_rejected"]}
         (folder / "results.json").write_text(json.dumps(report, indent=2))
         console.print(f"results: {folder / 'results.json'}")

@@ -48,7 +48,8 @@ def majority_agreement(train_rows: dict, held_rows: dict) -> float:
     scores = torch.full_like(held_rows["teacher_probs"], -1.0)
     for row, task in enumerate(held_rows["task_ids"].tolist()):
         scores[row, majority.get(task, 0)] = 1.0
-    return float(agrees_with_teacher(scores, held_rows["teacher_probs"]).float().mean())
+    agree = agrees_with_teacher(scores, held_rows["teacher_probs"]).float()
+    return float((agree * held_rows["counts"]).sum() / held_rows["counts"].sum())
 
 
 def main() -> None:
@@ -93,7 +94,7 @@ def main() -> None:
         rows = torch.tensor([e == env for e in envs])
         if rows.any():
             agreement = evaluate_agreement(model, chunks({k: v[rows] for k, v in held.items()}, 256), adaptive=True)
-            print(f"  {env:<14} {agreement['agreement']:.1%} of {int(rows.sum())}")
+            print(f"  {env:<14} {agreement['agreement']:.1%} of {int(held['counts'][rows].sum())}")
     baseline = majority_agreement(data.train.tensors, held)
     print(f"per-task majority baseline: {baseline:.1%} → student / baseline = {result['agreement'] / baseline:.2f}×")
     print(f"unseen states: {result.get('unseen_agreement', float('nan')):.1%} of {result['unseen_decisions']} held-out "

@@ -67,14 +67,16 @@ class StudentEncoder:
 
 @dataclass
 class DistillationSplit:
-    """Tensors of one split: the encoded batch plus "teacher_probs" (N, A) and, per row, the decision's state."""
+    """Tensors of one split: the encoded batch plus "teacher_probs" (N, A), "weights" (N,) and "counts" (N,), the
+    number of stored decisions each row stands for; per row, the decision's (env, state)."""
 
     tensors: dict[str, torch.Tensor]
     states: list[tuple[str, str]]  # (env, state) per row
-    episode_ids: list[int]
+    episode_ids: list[int]  # the episodes the split's decisions come from
 
     def __len__(self) -> int:
-        return len(self.states)
+        """Returns the number of stored decisions in the split (rows × their counts)."""
+        return int(self.tensors["counts"].sum())
 
 
 @dataclass
@@ -85,7 +87,7 @@ class DistillationData:
     held_out: DistillationSplit
 
     def unseen_mask(self) -> torch.Tensor:
-        """Returns (N_held_out,) bool: the held-out decision's state never occurs in the training split."""
+        """Returns (N_held_out,) bool: the held-out row's state never occurs in the training split."""
         seen = set(self.train.states)
         return torch.tensor([s not in seen for s in self.held_out.states], dtype=torch.bool)
 
@@ -105,28 +107,48 @@ def split_episodes(episode_ids: Sequence[int], held_out_fraction: float, seed: i
     return set(ids[n_held:].tolist()), set(ids[:n_held].tolist())
 
 
-def _split(encoder: StudentEncoder, decisions: list[DecisionRecord], weights: list[float]) -> DistillationSplit:
-    if not decisions:
+def _decision_key(d: DecisionRecord) -> tuple:
+    """What a decision teaches: the student's input and the teacher's distribution (to 6 decimals: a batched GPT-2
+    forward can differ in the last float bits for the same prompt)."""
+    return d.env, d.observation, tuple(d.legal_actions), d.task_id, tuple(round(p, 6) for p in d.probs)
+
+
+def _split(encoder: StudentEncoder, decisions: list[DecisionRecord], weights: list[float],
+           merge: bool) -> DistillationSplit:
+    """Encodes one split. With `merge`, decisions that teach the same thing become one row whose count is their
+    number and whose weight is their mean weight."""
+    groups: dict[tuple, list[int]] = {}
+    for i, d in enumerate(decisions):
+        groups.setdefault(_decision_key(d) if merge else (i,), []).append(i)
+    rows = [members[0] for members in groups.values()]
+    episode_ids = sorted({d.episode_id for d in decisions})
+    if not rows:
         tensors = {"inputs": torch.zeros(0, encoder.seq_len, dtype=torch.long),
                    "task_ids": torch.zeros(0, dtype=torch.long),
                    "candidates": torch.zeros(0, 1, encoder.answer_len, dtype=torch.long),
-                   "teacher_probs": torch.zeros(0, 1), "weights": torch.zeros(0)}
-        return DistillationSplit(tensors, [], [])
-    tensors = encoder.encode([(d.observation, d.legal_actions, d.task_id) for d in decisions])
+                   "teacher_probs": torch.zeros(0, 1), "weights": torch.zeros(0), "counts": torch.zeros(0)}
+        return DistillationSplit(tensors, [], episode_ids)
+    firsts = [decisions[i] for i in rows]
+    tensors = encoder.encode([(d.observation, d.legal_actions, d.task_id) for d in firsts])
     probs = torch.zeros(tensors["candidates"].shape[:2])
-    for row, d in enumerate(decisions):
+    for row, d in enumerate(firsts):
         probs[row, :len(d.probs)] = torch.tensor(d.probs)
     tensors["teacher_probs"] = probs / probs.sum(-1, keepdim=True)
-    tensors["weights"] = torch.tensor(weights, dtype=torch.float32)
-    return DistillationSplit(tensors, [(d.env, d.state) for d in decisions], [d.episode_id for d in decisions])
+    tensors["weights"] = torch.tensor([float(np.mean([weights[i] for i in members])) for members in groups.values()],
+                                      dtype=torch.float32)
+    tensors["counts"] = torch.tensor([float(len(members)) for members in groups.values()])
+    return DistillationSplit(tensors, [(d.env, d.state) for d in firsts], episode_ids)
 
 
 def build_distillation_data(store: ExperienceStore, encoder: StudentEncoder, held_out_fraction: float = 0.2,
-                            seed: int = 0, envs: Sequence[str] | None = None,
-                            failure_weight: float = 1.0) -> DistillationData:
+                            seed: int = 0, envs: Sequence[str] | None = None, failure_weight: float = 1.0,
+                            distinct: bool = False) -> DistillationData:
     """Returns the teacher's stored decisions as train/held-out tensors, split by episode with `seed`.
 
-    `failure_weight` < 1 down-weights decisions from episodes that did not succeed (outcome weighting).
+    `failure_weight` < 1 down-weights decisions from episodes that did not succeed (outcome weighting). Held-out
+    decisions that teach the same thing are one row with a count (evaluation weighs rows by it, so metrics are per
+    decision); with `distinct` the training split is merged the same way, so each state the teacher visited is one
+    example however often it was visited.
     """
     decisions = [d for d in store.decisions() if is_teacher_decision(d) and (envs is None or d.env in envs)]
     train_ids, _ = split_episodes([d.episode_id for d in decisions], held_out_fraction, seed)
@@ -134,5 +156,5 @@ def build_distillation_data(store: ExperienceStore, encoder: StudentEncoder, hel
     weights = [1.0 if outcome.get(d.episode_id, True) else failure_weight for d in decisions]
     train = [(d, w) for d, w in zip(decisions, weights, strict=True) if d.episode_id in train_ids]
     held = [(d, w) for d, w in zip(decisions, weights, strict=True) if d.episode_id not in train_ids]
-    return DistillationData(_split(encoder, [d for d, _ in train], [w for _, w in train]),
-                            _split(encoder, [d for d, _ in held], [w for _, w in held]))
+    return DistillationData(_split(encoder, [d for d, _ in train], [w for _, w in train], merge=distinct),
+                            _split(encoder, [d for d, _ in held], [w for _, w in held], merge=True))

@@ -6,9 +6,12 @@ import sys
 
 import pytest
 
+from aegis.distill import chunks, evaluate_agreement
 from agent.oracle import OracleTeacher
 from agent.runner import VectorRunner
+from data.datasets import StudentEncoder, build_distillation_data
 from data.store import ExperienceStore
+from hrm import Hrm, HrmConfig
 from tests.conftest import ROOT
 
 SMALL = ["--hidden-size", "32", "--halt-max-steps", "2", "--batch-size", "16", "--device", "cpu"]
@@ -89,3 +92,18 @@ def test_train_hrm_learns_oracle_decisions_past_the_threshold(tmp_path):
     [version] = store.model_versions()
     assert store.active_version().id == version.id
     assert version.metrics["agreement"] >= 0.70 and version.metrics["held_out_decisions"] >= 150
+
+
+def test_held_out_agreement_on_merged_rows_equals_agreement_on_every_decision(tmp_path):
+    store = ExperienceStore(tmp_path / "aegis.db")
+    VectorRunner(["FrozenLake-v1", "Taxi-v4"] * 2, store, OracleTeacher(epsilon=0.5, seed=0), seed=0).run(
+        max_decisions=600)
+    model = Hrm(HrmConfig.preset("agent-29m", hidden_size=32, num_heads=1, task_emb_dim=32, halt_max_steps=2,
+                                 seq_len=96))
+    held = build_distillation_data(store, StudentEncoder(96, 4), seed=0).held_out.tensors
+    counts = held["counts"].long()
+    assert (counts > 1).any()
+    expanded = {k: v.repeat_interleave(counts, dim=0) for k, v in held.items() if k != "counts"}
+    merged = evaluate_agreement(model, chunks(held, 64))
+    every = evaluate_agreement(model, chunks(expanded, 64))
+    assert merged == pytest.approx(every, rel=1e-5)

@@ -37,3 +37,15 @@ def test_no_episode_is_on_both_sides(tmp_path):
     assert len(data.train) + len(data.held_out) == store.count_decisions()
     probs = data.train.tensors["teacher_probs"]
     torch.testing.assert_close(probs.sum(-1), torch.ones(len(probs)))
+
+
+def test_distinct_training_keeps_one_row_per_state_and_counts_every_decision(tmp_path):
+    store = ExperienceStore(tmp_path / "aegis.db")
+    VectorRunner(["FrozenLake-v1"] * 4, store, OracleTeacher(seed=0), seed=0).run(max_decisions=400)
+    encoder = StudentEncoder(64, 4)
+    every = build_distillation_data(store, encoder, seed=0)
+    distinct = build_distillation_data(store, encoder, seed=0, distinct=True)
+    assert len(every.train.states) == len(every.train) == len(distinct.train)
+    assert len(distinct.train.states) == len(set(distinct.train.states)) < 16  # FrozenLake 4×4 has 16 cells
+    assert set(distinct.train.states) == set(every.train.states)
+    assert distinct.held_out.tensors["counts"].sum() == len(every.held_out) == store.count_decisions() - len(every.train)
