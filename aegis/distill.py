@@ -223,7 +223,8 @@ def distill(args: DistillArgs) -> dict:
         if info.is_main:
             run_id = store.start_training_run("imitation", {
                 **asdict(args), "run_dir": str(run_dir), "train_decisions": len(data.train),
-                "train_rows": len(data.train.states), "held_out_decisions": len(data.held_out), "model": config.to_dict()})
+                "train_rows": len(data.train.states), "held_out_decisions": len(data.held_out),
+                "model": config.to_dict()})
 
     held_out = chunks(data.held_out.tensors, 256)
     precision = trainer.config.mixed_precision

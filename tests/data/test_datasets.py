@@ -48,4 +48,5 @@ def test_distinct_training_keeps_one_row_per_state_and_counts_every_decision(tmp
     assert len(every.train.states) == len(every.train) == len(distinct.train)
     assert len(distinct.train.states) == len(set(distinct.train.states)) < 16  # FrozenLake 4×4 has 16 cells
     assert set(distinct.train.states) == set(every.train.states)
-    assert distinct.held_out.tensors["counts"].sum() == len(every.held_out) == store.count_decisions() - len(every.train)
+    held_out = store.count_decisions() - len(every.train)
+    assert distinct.held_out.tensors["counts"].sum() == len(every.held_out) == held_out
