@@ -5,11 +5,10 @@
 For each start (teacher), a fresh store and the autonomous loop as `start_training.py` runs it on FrozenLake-v1
 (4×4) and Taxi-v4 for `--minutes`: collect `--trigger` decisions with the teacher → distil (train_hrm.py,
 agent-29m, `--distill-args`; the runner pauses while it trains, so training has the whole CPU) → switch → improve
-by RL. Then, per env, mean
-return over the same `--eval-episodes` fixed seeds (never seen in training or in champion/challenger) for: uniform
-random, the teacher, the first distilled HRM, the HRM after RL (the active version at the
-end) — both greedy with adaptive halting — and the exact optimum (value iteration), with each one's ratio to the
-optimum. On FrozenLake the mean return is the success rate. Aims: FrozenLake ≥ 0.70, Taxi-v4 ≥ 7.0.
+by RL. Then, per env, mean return over the same `--eval-episodes` fixed seeds (never seen in training or in
+champion/challenger) for: uniform random, the teacher, the first distilled HRM, the HRM after RL (the active version
+at the end) — both greedy with adaptive halting — and the exact optimum (value iteration), with each one's ratio to
+the optimum. On FrozenLake the mean return is the success rate. Aims: FrozenLake ≥ 0.70, Taxi-v4 ≥ 7.0.
 The teacher is scored greedily (its argmax, what distillation copies) on the same seeds and, as it acted, by the
 mean return of the episodes it collected. `--eval-only` scores the stores a previous run left in `--out`.
 
