@@ -1,28 +1,30 @@
-"""One round of the improve phase: a policy-gradient candidate from the active HRM's own episodes, then a
-champion/challenger evaluation on fixed seeds that promotes it only if it is not worse beyond noise."""
+"""One round of the improve phase: the active HRM plays and records a budget of episodes, PPO trains a candidate on
+them, and champion/challenger on fixed seeds promotes it only if no env got worse beyond noise."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from agent.envs import make_env
 from agent.evaluation import episode_returns, paired_difference
 from agent.hrm_policy import HrmPolicy
-from agent.rl import RlConfig, reinforce
+from agent.ppo import PpoConfig, PpoPolicy, Step, ValueHead, collect_rollouts, gae, group_rows, ppo_update
 from data.store import ExperienceStore, VersionRow
-from hrm import load_model, save_model
+from hrm import Hrm, load_checkpoint, load_model, save_model
 
 
 @dataclass(frozen=True)
 class ImproveConfig:
     """How candidates are made and judged."""
 
-    rl: RlConfig = RlConfig()
+    ppo: PpoConfig = PpoConfig()
     eval_episodes: int = 200
     """Evaluation episodes per env, on the same fixed seeds for champion and challenger."""
     eval_seed: int = 10_000
     noise: float = 2.0
-    """A challenger is rejected if it trails the champion by more than `noise` standard errors."""
+    """A challenger is rejected if, in any env, it trails the champion by more than `noise` standard errors."""
     out: str = "runs/models"
 
 
@@ -32,43 +34,81 @@ def evaluation_seeds(config: ImproveConfig) -> list[int]:
 
 
 def judge(champion: HrmPolicy, challenger: HrmPolicy, envs: list[str], config: ImproveConfig) -> dict:
-    """Returns per-env and pooled paired comparisons of greedy returns on the fixed seeds, and the verdict."""
+    """Returns per-env paired comparisons of greedy returns on the fixed seeds and the verdict: accepted only if no
+    env is worse by more than `noise` standard errors (a gain in one env never buys a loss in another)."""
     seeds = evaluation_seeds(config)
-    report, olds, news = {}, [], []
+    report: dict = {}
     for env in envs:
         old = episode_returns(champion, env, seeds)
         new = episode_returns(challenger, env, seeds)
-        scale = max(float(np.std(np.concatenate([old, new]))), 1e-8)  # pools envs on a common scale
-        olds.append(old / scale)
-        news.append(new / scale)
-        report[env] = {"champion": float(old.mean()), "challenger": float(new.mean())}
-    mean, stderr = paired_difference(np.concatenate(news), np.concatenate(olds))
-    report["difference"], report["stderr"] = mean, stderr
-    report["accepted"] = bool(mean >= -config.noise * stderr) if np.isfinite(stderr) else mean >= 0
+        mean, stderr = paired_difference(new, old)
+        worse = mean < -config.noise * stderr if np.isfinite(stderr) else mean < 0
+        report[env] = {"champion": float(old.mean()), "challenger": float(new.mean()), "difference": mean,
+                       "stderr": stderr, "worse": bool(worse)}
+    report["accepted"] = not any(report[env]["worse"] for env in envs)
     return report
 
 
-def improve_round(store: ExperienceStore, active: VersionRow, since_episode: int, envs: list[str],
-                  config: ImproveConfig, device: str | None = None) -> dict:
-    """Trains a candidate on the active version's episodes newer than `since_episode`, judges it, and promotes or
-    rejects it; returns the round's report (with "version" and "accepted")."""
-    episodes = [e.id for e in store.episodes(finished=True) if e.model_version == active.id and e.id > since_episode]
-    decisions = list(store.decisions(episode_ids=episodes))
-    run_id = store.start_training_run("rl", {"parent": active.id, "episodes": len(episodes), **config.rl.__dict__})
+def reference_version(store: ExperienceStore, version: VersionRow) -> VersionRow:
+    """Returns the distilled (imitation) ancestor of `version`: the kickstart reference of every RL round."""
+    while version.kind != "imitation" and version.parent_id is not None:
+        version = store.model_version(version.parent_id)
+    return version
+
+
+def load_value_head(checkpoint: str | Path, model: Hrm) -> ValueHead:
+    """Returns the value head stored beside the model (an RL checkpoint), or a fresh one (a distilled model)."""
+    head = ValueHead(model.config.hidden_size)
+    state = load_checkpoint(checkpoint).get("value_head")
+    if state is not None:
+        head.load_state_dict(state)
+    return head.to(next(model.parameters()).device)
+
+
+def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], config: ImproveConfig,
+                  round_index: int, device: str | None = None) -> dict:
+    """Plays and records the active version's rollouts, trains a PPO candidate on them, judges it, and promotes or
+    rejects it; returns the round's report (with "version", "accepted", "episodes" and "decisions")."""
+    ppo = config.ppo
+    run_id = store.start_training_run("rl", {"parent": active.id, "round": round_index, **asdict(ppo)})
     try:
         champion_model = load_model(active.checkpoint_path, device)
-        challenger_model, metrics = reinforce(champion_model, decisions, config.rl)
+        policy = PpoPolicy(champion_model, load_value_head(active.checkpoint_path, champion_model), active.id,
+                           seed=ppo.seed + round_index)
+        games = [make_env(env) for env in envs for _ in range(ppo.games_per_env)]
+        steps = collect_rollouts(policy, games, store, ppo.rollout_decisions, seed=ppo.seed * 1_000 + round_index)
+        advantages, returns = gae(steps, ppo.gamma, ppo.gae_lambda)
+        tasks = np.array([s.observation.task_id for s in steps])
+        for task in np.unique(tasks):  # per-task normalisation: Taxi's scale does not drown FrozenLake's
+            mask = tasks == task
+            advantages[mask] = (advantages[mask] - advantages[mask].mean()) / (advantages[mask].std() + 1e-8)
+        rows = group_rows(steps, advantages, returns, policy.encoder)
+        reference = load_model(reference_version(store, active).checkpoint_path, device)
+        candidate, critic, metrics = ppo_update(champion_model, policy.value_head, reference, rows, ppo, round_index)
+        metrics |= {"episodes": len({s.episode for s in steps}), "evaluated_inputs": policy.evaluations,
+                    **{f"{env}/rollout_return": float(np.mean(r)) for env in envs
+                       if (r := _episode_returns(steps, env))}}
         path = Path(config.out) / f"rl-{run_id}.pt"
-        save_model(challenger_model, path)
+        save_model(candidate, path, value_head=critic.state_dict())
         version = store.add_model_version("rl", path, metrics, parent_id=active.id)
-        report = judge(HrmPolicy(champion_model, active.id), HrmPolicy(challenger_model, version), envs, config)
+        with torch.no_grad():
+            report = judge(HrmPolicy(champion_model, active.id), HrmPolicy(candidate, version), envs, config)
     except Exception as e:
         store.finish_training_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
         raise
-    store.add_run_metrics(run_id, {**metrics, **{k: v for k, v in report.items() if k != "accepted"}})
+    flat = {f"{env}/{k}": v for env in envs for k, v in report[env].items() if k != "worse"}
+    store.add_run_metrics(run_id, {**metrics, **flat, "accepted": float(report["accepted"])})
     store.finish_training_run(run_id, "succeeded", model_version_id=version)
     settle(store, active, version, report, envs)
     return {"version": version, **metrics, **report}
+
+
+def _episode_returns(steps: list[Step], env: str) -> list[float]:
+    totals: dict[int, float] = {}
+    for s in steps:
+        if s.observation.env_name == env:
+            totals[s.episode] = totals.get(s.episode, 0.0) + s.reward
+    return list(totals.values())
 
 
 def settle(store: ExperienceStore, champion: VersionRow, challenger: int, report: dict, envs: list[str]) -> None:
@@ -78,6 +118,7 @@ def settle(store: ExperienceStore, champion: VersionRow, challenger: int, report
         store.activate_version(challenger)
         store.log_event("promote", f"RL version {challenger} replaces {champion.id}: {summary}", version=challenger)
     else:
+        worse = ", ".join(env for env in envs if report[env]["worse"])
         store.set_version_status(challenger, "rejected", evaluation=report)
-        store.log_event("reject", f"RL version {challenger} rejected, {champion.id} stays: {summary}",
-                        version=challenger)
+        store.log_event("reject", f"RL version {challenger} rejected (worse on {worse}), {champion.id} stays: "
+                        f"{summary}", version=challenger)

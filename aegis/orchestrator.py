@@ -18,12 +18,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aegis.distill import DistillArgs
 from aegis.improve import ImproveConfig, improve_round
 from aegis.registry import PolicySlot
+from aegis.state import read_rl, write_rl
 from aegis.teachers import make_teacher
 from agent.envs import make_env
 from agent.hrm_policy import HrmPolicy
-from agent.rl import RlConfig
+from agent.ppo import PpoConfig
 from agent.runner import FinishedEpisode, VectorRunner, observe
 from data.store import ExperienceStore
 
@@ -49,14 +51,43 @@ class AgentConfig:
     """Teacher decisions in the store that start a distillation (and again after each one that misses)."""
     threshold: float = 0.70
     """Held-out agreement at which a distilled model is activated."""
-    distill_args: str = ""
-    """Extra arguments for the train_hrm.py child, e.g. "--epochs 5 --hidden-size 128"."""
+    distill_epochs: int = DistillArgs.epochs
+    """Distillation: passes over the distinct training decisions."""
+    distill_batch_size: int = DistillArgs.batch_size
+    """Distillation: examples per step."""
+    distill_lr: float = DistillArgs.lr
+    """Distillation: peak learning rate."""
+    distill_distinct: bool = DistillArgs.distinct
+    """Distillation: one training row per distinct decision (see train_hrm.py --help)."""
+    distill_halt_max_steps: int | None = DistillArgs.halt_max_steps
+    """Distillation: the student's ACT bound (None: the preset's)."""
+    distill_hidden_size: int | None = DistillArgs.hidden_size
+    """Distillation: the student's width (None: the preset's; smaller for quick experiments)."""
+    distill_min_examples: int = DistillArgs.min_examples
+    """Distillation: fewer usable teacher decisions than this is an error."""
     collect_while_distilling: bool = True
     """Keep the teacher collecting while train_hrm.py runs; --no-collect-while-distilling pauses the runner and
     leaves the whole CPU to training (small machines, cheap teachers)."""
     rl_every: int = 50
-    """Episodes by the active HRM between policy-gradient updates."""
-    rl_lr: float = 3e-5
+    """Episodes by the active HRM (acting as the runner's policy) between RL rounds."""
+    rl_rollout_decisions: int = PpoConfig.rollout_decisions
+    """RL: decisions a round's rollouts play and record (each distinct input evaluated once)."""
+    rl_lr: float = PpoConfig.lr
+    """RL: the policy's learning rate."""
+    rl_value_lr: float = PpoConfig.value_lr
+    """RL: the value head's learning rate."""
+    rl_epochs: int = PpoConfig.epochs
+    """RL: PPO epochs per round (fewer when --rl-target-kl stops them)."""
+    rl_clip: float = PpoConfig.clip
+    """RL: PPO's ratio clip."""
+    rl_entropy: float = PpoConfig.entropy_coef
+    """RL: weight of the entropy bonus."""
+    rl_kl: float = PpoConfig.kl_coef
+    """RL: weight of KL to the distilled model in the first round (kickstarting) ..."""
+    rl_kl_decay: float = PpoConfig.kl_decay
+    """RL: ... multiplied by this every round."""
+    rl_target_kl: float = PpoConfig.target_kl
+    """RL: stop a round's epochs once the approximate KL to the rollout policy passes this."""
     eval_episodes: int = 200
     """Fixed-seed evaluation episodes per env for champion/challenger (greedy play decides each distinct state once,
     so many episodes are cheap; with 20, a run of "within noise" candidates drifted downhill)."""
@@ -69,12 +100,30 @@ class AgentConfig:
     duration: float | None = None
     """Stop after this many seconds."""
     max_rl_updates: int | None = None
-    """Stop after this many policy-gradient updates (of this run)."""
+    """Stop after this many RL rounds (of this run)."""
     seed: int = 0
     device: str | None = None
     """Device of the HRM and GPT-2 (default: the best available)."""
     out: str = "runs/models"
     """Folder for checkpoints."""
+
+
+    def distill_flags(self) -> list[str]:
+        """Returns the train_hrm.py options that carry this config's distillation settings."""
+        flags = ["--epochs", str(self.distill_epochs), "--batch-size", str(self.distill_batch_size), "--lr",
+                 str(self.distill_lr), "--distinct" if self.distill_distinct else "--no-distinct", "--min-examples",
+                 str(self.distill_min_examples)]
+        if self.distill_halt_max_steps is not None:
+            flags += ["--halt-max-steps", str(self.distill_halt_max_steps)]
+        if self.distill_hidden_size is not None:
+            flags += ["--hidden-size", str(self.distill_hidden_size)]
+        return flags
+
+    def ppo_config(self) -> PpoConfig:
+        """Returns the RL rounds' settings."""
+        return PpoConfig(rollout_decisions=self.rl_rollout_decisions, lr=self.rl_lr, value_lr=self.rl_value_lr,
+                         epochs=self.rl_epochs, clip=self.rl_clip, entropy_coef=self.rl_entropy, kl_coef=self.rl_kl,
+                         kl_decay=self.rl_kl_decay, target_kl=self.rl_target_kl, seed=self.seed)
 
 
 def _die_with_parent() -> None:
@@ -109,7 +158,7 @@ class Orchestrator:
         self.child: subprocess.Popen | None = None
         self.child_log: Path | None = None
         self.decisions = self.store.count_decisions()
-        self.improve = ImproveConfig(rl=RlConfig(lr=c.rl_lr, seed=c.seed), eval_episodes=c.eval_episodes, out=c.out)
+        self.improve = ImproveConfig(ppo=c.ppo_config(), eval_episodes=c.eval_episodes, out=c.out)
         self.recent: dict[tuple[str, str], deque] = {}
         self.started = time.time()
         self.run_episodes = self.run_decisions = self.run_rl_updates = 0
@@ -151,7 +200,7 @@ class Orchestrator:
         self.child_log = log_dir / f"distill-{time.strftime('%Y%m%d-%H%M%S')}.log"
         cmd = [sys.executable, str(ROOT / "train_hrm.py"), "--db", self.config.db, "--resume", "--threshold",
                str(self.config.threshold), "--out", self.config.out, "--seed", str(self.config.seed),
-               *self.config.distill_args.split()]
+               *self.config.distill_flags()]
         if self.config.device:
             cmd += ["--device", self.config.device]
         with self.child_log.open("w") as log:
@@ -196,13 +245,12 @@ class Orchestrator:
             self.runner.policy = self.slot.policy
             if self.slot.version is not None:
                 self.set_phase("switch", f"{self.slot.policy.name} loaded and answered the canary")
-                self.store.set_state("rl", {**self._rl_state(), "since_episode": self._last_episode_id()})
+                progress = read_rl(self.store)
+                progress.since_episode = self._last_episode_id()
+                write_rl(self.store, progress)
                 self.set_phase("improve", f"{self.slot.policy.name} acts; RL every {self.config.rl_every} episodes")
             else:
                 self.set_phase("collect", "no active model")
-
-    def _rl_state(self) -> dict:
-        return self.store.get_state("rl") or {"updates": 0, "since_episode": 0}
 
     def _last_episode_id(self) -> int:
         latest = self.store.episodes(finished=None, limit=1)
@@ -211,17 +259,23 @@ class Orchestrator:
     def _maybe_improve(self) -> None:
         if not isinstance(self.runner.policy, HrmPolicy):
             return
-        state = self._rl_state()
+        progress = read_rl(self.store)
         active = self.store.active_version()
         done = [e for e in self.store.episodes(finished=True, limit=self.config.rl_every * 4)
-                if e.model_version == active.id and e.id > state["since_episode"]]
+                if e.model_version == active.id and e.id > progress.since_episode]
         if len(done) < self.config.rl_every:
             return
-        report = improve_round(self.store, active, state["since_episode"], self.env_names, self.improve,
-                               self.config.device)
+        report = improve_round(self.store, active, self.env_names, self.improve, progress.rounds, self.config.device)
         self.run_rl_updates += 1
-        self.store.set_state("rl", {"updates": state["updates"] + 1, "since_episode": self._last_episode_id(),
-                                    "last": {k: v for k, v in report.items() if not isinstance(v, dict)}})
+        progress.rounds += 1
+        progress.accepted += int(report["accepted"])
+        progress.episodes += report["episodes"]
+        progress.decisions += report["decisions"]
+        progress.since_episode = self._last_episode_id()
+        progress.last = {"version": report["version"], "accepted": report["accepted"],
+                         **{f"{env} return": report[env]["challenger"] for env in self.env_names},
+                         **{k: report[k] for k in ("approx_kl", "entropy", "value_loss", "kl_ref")}}
+        write_rl(self.store, progress)
         self._sync_policy()
 
     # --- the loop -------------------------------------------------------------------------------------------------

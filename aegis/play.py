@@ -4,26 +4,14 @@ Unlike VectorRunner, which restarts every env that ends so that collection never
 episodes and stops: every episode it opens is finished and recorded with its return, length and success.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from agent.envs import TextEnv, make_env
+from agent.envs import make_env
 from agent.policy import Policy
-from agent.prompts import teacher_prompt
-from agent.runner import observe
-from data.store import DecisionRecord, EpisodeEnd, EpisodeStart, ExperienceStore
+from agent.runner import Game, observe, step_and_record
+from data.store import EpisodeEnd, EpisodeStart, ExperienceStore
 
 BATCH = 32  # envs stepped in lockstep: one policy call per step for the whole batch
-
-
-@dataclass
-class Game:
-    """An env and its episode so far."""
-
-    env: TextEnv
-    step: int = 0
-    episode_return: float = 0.0
 
 
 def play_episodes(store: ExperienceStore, policy: Policy, env: str, episodes: int,
@@ -40,22 +28,17 @@ def play_episodes(store: ExperienceStore, policy: Policy, env: str, episodes: in
         observations = [observe(game.env) for game in games]
         decisions = policy.decide(observations, greedy=True)  # first, so a policy that cannot act opens no episode
         ids = store.start_episodes([EpisodeStart(env, seed, policy.name, policy.version) for seed in seeds])
+        for game, episode_id in zip(games, ids, strict=True):
+            game.episode_id = episode_id
         while live:
             records, endings, still = [], [], []
             for i, obs, decision in zip(live, observations, decisions, strict=True):
-                game = games[i]
-                _, reward, terminated, truncated, _ = game.env.step(decision.action)
-                records.append(DecisionRecord(
-                    ids[i], game.step, env, obs.task_id, str(obs.state), obs.text, teacher_prompt(obs),
-                    obs.legal_actions, decision.action, decision.probs, policy.name, policy.version, float(reward),
-                    bool(terminated), bool(truncated)))
-                game.step += 1
-                game.episode_return += float(reward)
-                if terminated or truncated:
-                    success = bool(game.env.success(game.episode_return, bool(terminated)))
-                    endings.append(EpisodeEnd(ids[i], game.episode_return, game.step, success, bool(truncated)))
-                else:
+                record, ending = step_and_record(games[i], obs, decision, policy)
+                records.append(record)
+                if ending is None:
                     still.append(i)
+                else:
+                    endings.append(ending)
             store.record_step(records, endings)
             ended += endings
             live = still

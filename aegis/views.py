@@ -12,6 +12,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from aegis.state import RlProgress, read_rl
 from agent.policy import Decision, Observation
 from data.store import EpisodeEnd, EpisodeRow, EventRow, ExperienceStore, SummaryRow, TrainingRunRow, VersionRow
 
@@ -114,7 +115,7 @@ def status_view(store: ExperienceStore) -> Table:
         per_policy[row.policy] = per_policy.get(row.policy, 0) + row.decisions
     episodes = sum(row.episodes for row in summary)
     runs = store.training_runs(limit=1)
-    rl = store.get_state("rl")
+    rl = read_rl(store)
     envs = store.get_state("envs")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -134,11 +135,12 @@ def status_view(store: ExperienceStore) -> Table:
     return grid
 
 
-def _rl_line(rl: dict | None) -> str:
-    if not rl:
+def _rl_line(rl: RlProgress) -> str:
+    if not rl.rounds:
         return "not started"
-    line = f"{rl.get('updates', 0):,} updates, {rl.get('episodes', 0):,} episodes"
-    last = compact_metrics(rl.get("last") or {})
+    line = (f"{rl.rounds:,} rounds ({rl.accepted:,} accepted), {rl.episodes:,} episodes, {rl.decisions:,} "
+            "decisions")
+    last = compact_metrics(rl.last)
     return f"{line}; last: {last}" if last else line
 
 

@@ -6,9 +6,8 @@ import numpy as np
 import torch
 
 from agent.policy import Decision, Observation, decision_from_scores
-from data.datasets import StudentEncoder
+from agent.student import StudentEncoder, candidate_log_probs
 from hrm import Hrm, load_model
-from hrm.losses import candidate_log_probs
 
 
 class HrmPolicy:
@@ -21,7 +20,7 @@ class HrmPolicy:
         self.name = "hrm" if version is None else f"hrm:v{version}"
         self.adaptive = adaptive
         self.temperature = temperature
-        self.encoder = StudentEncoder(model.config.seq_len, model.config.output_len)
+        self.encoder = StudentEncoder.for_model(model)
         self.rng = np.random.default_rng(seed)
         self.last_steps: list[int] = []
         """ACT segments each observation of the last decide() used."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.envs import TextEnv, make_env
-from agent.policy import Observation, Policy
+from agent.policy import Decision, Observation, Policy
 from agent.prompts import teacher_prompt
 from data.store import DecisionRecord, EpisodeEnd, EpisodeStart, ExperienceStore
 
@@ -36,11 +36,31 @@ class FinishedEpisode:
 
 
 @dataclass
-class _Slot:
+class Game:
+    """An env and the recorded episode it is playing."""
+
     env: TextEnv
     episode_id: int = 0
     step: int = 0
     episode_return: float = 0.0
+
+
+def step_and_record(game: Game, observation: Observation, decision: Decision,
+                    policy: Policy) -> tuple[DecisionRecord, EpisodeEnd | None]:
+    """Plays `decision` in the game's env; returns the decision as the store records it and, if the episode ended,
+    how it ended. The one place a step becomes a stored decision (runner, REPL, RL rollouts)."""
+    _, reward, terminated, truncated, _ = game.env.step(decision.action)
+    reward, terminated, truncated = float(reward), bool(terminated), bool(truncated)
+    record = DecisionRecord(
+        game.episode_id, game.step, observation.env_name, observation.task_id, str(observation.state),
+        observation.text, teacher_prompt(observation), observation.legal_actions, decision.action, decision.probs,
+        policy.name, policy.version, reward, terminated, truncated)
+    game.step += 1
+    game.episode_return += reward
+    if not (terminated or truncated):
+        return record, None
+    success = bool(game.env.success(game.episode_return, terminated))
+    return record, EpisodeEnd(game.episode_id, game.episode_return, game.step, success, truncated)
 
 
 @dataclass
@@ -54,16 +74,16 @@ class VectorRunner:
     seed: int = 0
     greedy: bool = False
     """Act on the argmax instead of sampling."""
-    slots: list[_Slot] = field(init=False)
+    slots: list[Game] = field(init=False)
 
     def __post_init__(self):
         self.seeds = np.random.default_rng(self.seed)
-        self.slots = [_Slot(make_env(name)) for name in self.env_names]
+        self.slots = [Game(make_env(name)) for name in self.env_names]
         starts = [self._reset(slot) for slot in self.slots]
         for slot, episode_id in zip(self.slots, self.store.start_episodes(starts), strict=True):
             slot.episode_id = episode_id
 
-    def _reset(self, slot: _Slot) -> EpisodeStart:
+    def _reset(self, slot: Game) -> EpisodeStart:
         seed = int(self.seeds.integers(0, 2**31 - 1))
         slot.env.reset(seed=seed)
         slot.step, slot.episode_return = 0, 0.0
@@ -72,24 +92,16 @@ class VectorRunner:
     def step(self) -> list[FinishedEpisode]:
         """Runs one lockstep step of every env; returns the episodes that ended in it."""
         policy = self.policy
-        version = policy.version
         observations = [observe(slot.env) for slot in self.slots]
         decisions = policy.decide(observations, greedy=self.greedy)
         records, endings, starts, finished, restarted = [], [], [], [], []
         for slot, obs, decision in zip(self.slots, observations, decisions, strict=True):
-            _, reward, terminated, truncated, _ = slot.env.step(decision.action)
-            reward = float(reward)
-            records.append(DecisionRecord(
-                slot.episode_id, slot.step, obs.env_name, obs.task_id, str(obs.state), obs.text,
-                teacher_prompt(obs), obs.legal_actions, decision.action, decision.probs, policy.name, version,
-                reward, bool(terminated), bool(truncated)))
-            slot.step += 1
-            slot.episode_return += reward
-            if terminated or truncated:
-                success = bool(slot.env.success(slot.episode_return, bool(terminated)))
-                endings.append(EpisodeEnd(slot.episode_id, slot.episode_return, slot.step, success, bool(truncated)))
-                finished.append(FinishedEpisode(slot.episode_id, slot.env.name, policy.name, slot.episode_return,
-                                                slot.step, success, bool(truncated)))
+            record, ending = step_and_record(slot, obs, decision, policy)
+            records.append(record)
+            if ending is not None:
+                endings.append(ending)
+                finished.append(FinishedEpisode(slot.episode_id, slot.env.name, policy.name, ending.episode_return,
+                                                ending.length, ending.success, ending.truncated))
                 starts.append(self._reset(slot))
                 restarted.append(slot)
         new_ids = self.store.record_step(records, endings, starts)

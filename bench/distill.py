@@ -21,13 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aegis.distill import DistillArgs, chunks, distill, evaluate_agreement, model_config  # noqa: E402
+from aegis.distill import DistillArgs, distill, model_config  # noqa: E402
 from agent.oracle import OracleTeacher  # noqa: E402
 from agent.runner import VectorRunner  # noqa: E402
-from data.datasets import StudentEncoder, build_distillation_data  # noqa: E402
+from agent.student import StudentEncoder, agrees_with_teacher, batches_by_length, evaluate_agreement  # noqa: E402
+from data.datasets import build_distillation_data  # noqa: E402
 from data.store import ExperienceStore  # noqa: E402
 from hrm import load_model  # noqa: E402
-from hrm.losses import agrees_with_teacher  # noqa: E402
 
 ENVS = ("FrozenLake-v1", "Taxi-v4")
 
@@ -93,7 +93,8 @@ def main() -> None:
     for env in ENVS:
         rows = torch.tensor([e == env for e in envs])
         if rows.any():
-            agreement = evaluate_agreement(model, chunks({k: v[rows] for k, v in held.items()}, 256), adaptive=True)
+            env_rows = batches_by_length({k: v[rows] for k, v in held.items()}, 256)
+            agreement = evaluate_agreement(model, env_rows, adaptive=True)
             print(f"  {env:<14} {agreement['agreement']:.1%} of {int(held['counts'][rows].sum())}")
     baseline = majority_agreement(data.train.tensors, held)
     print(f"per-task majority baseline: {baseline:.1%} → student / baseline = {result['agreement'] / baseline:.2f}×")

@@ -70,11 +70,12 @@ class DirectTransformer(Hrm):
     """The HRM's own embedding, blocks and head with its L blocks then H blocks run once on the input: a plain
     post-norm transformer of depth L_layers + H_layers. Used with halt_max_steps=1, so there is no ACT either."""
 
-    def segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (the stack's output (B, P+T, D), z_L unchanged); the carried states play no part."""
-        rope = self._rope()
+        rope = self._rope(x.shape[1] - self.config.task_emb_len)
         for layer in (*self.L_level.layers, *self.H_level.layers):
-            x = layer(x, rope)
+            x = layer(x, rope, mask)
         return x, z_L
 
 

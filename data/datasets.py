@@ -1,68 +1,29 @@
-"""Token tensors for the HRM student, built from stored decisions.
+"""Distillation datasets built from stored decisions: the teacher's decisions, split by episode, as tensors.
 
-The student reads a compact input, not GPT-2's instructions: the observation text and the legal actions, as GPT-2
-tokens, left-truncated and left-padded to a fixed length, followed by K answer slots. Each legal action is a
-candidate answer: its tokens (" south" → [5366]) written into the slots. Targets are the teacher's full
-distribution over the legal actions. Train and held-out sets are split by episode, never by decision, with a
-fixed seed, so held-out agreement measures play the student has not seen.
+Targets are the teacher's full distribution over the legal actions. Train and held-out sets are split by episode, never
+by decision, with a fixed seed, so held-out agreement measures play the student has not seen. The tokens come from an
+`Encoder` the caller passes (the student's, `agent.student.StudentEncoder`): data/ knows the store, not the student.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from data.store import DecisionRecord, ExperienceStore
-from data.tokenizer import gpt2_tokenizer
-
-IGNORE_INDEX = -100
 
 
-def student_text(observation: str, legal_actions: Sequence[str]) -> str:
-    """Returns the text the student reads: the observation, then the legal actions."""
-    return f"{observation}\nActions: {', '.join(legal_actions)}"
+class Encoder(Protocol):
+    """Turns (observation text, legal actions, task id) items into a batch of tensors with "candidates" (N, A, K)."""
 
-
-class StudentEncoder:
-    """Turns (observation text, legal actions, task id) into the HRM's input ids and candidate answers."""
-
-    def __init__(self, seq_len: int, answer_len: int):
-        self.tokenizer = gpt2_tokenizer()
-        self.seq_len, self.answer_len = seq_len, answer_len
-        self.pad_id = self.tokenizer.eos_token_id
-        self.slot_id = self.tokenizer("?").input_ids[0]
-        self._candidates: dict[str, list[int]] = {}
-
-    def candidate_tokens(self, action: str) -> list[int]:
-        """Returns the action's answer tokens (the GPT-2 tokens of " action"); at most answer_len of them."""
-        if action not in self._candidates:
-            tokens = self.tokenizer(" " + action).input_ids
-            if len(tokens) > self.answer_len:
-                raise ValueError(f"action {action!r} is {len(tokens)} GPT-2 tokens; the student answers with at most "
-                                 f"{self.answer_len} (raise answer_len)")
-            self._candidates[action] = tokens
-        return self._candidates[action]
+    seq_len: int
+    answer_len: int
 
     def encode(self, items: Sequence[tuple[str, Sequence[str], int]]) -> dict[str, torch.Tensor]:
-        """Returns a batch {"inputs" (N, T), "task_ids" (N,), "candidates" (N, A, K)} for (text, actions, task) items.
-
-        Rows with fewer than A legal actions are padded with all-IGNORE_INDEX candidates.
-        """
-        body = self.seq_len - self.answer_len
-        most_actions = max(len(actions) for _, actions, _ in items)
-        inputs = torch.full((len(items), self.seq_len), self.pad_id, dtype=torch.long)
-        candidates = torch.full((len(items), most_actions, self.answer_len), IGNORE_INDEX, dtype=torch.long)
-        texts = [student_text(observation, actions) for observation, actions, _ in items]
-        for row, (ids, (_, actions, _)) in enumerate(zip(self.tokenizer(texts).input_ids, items, strict=True)):
-            ids = ids[-body:]  # left truncation keeps the end: the actions and the latest part of the observation
-            inputs[row, body - len(ids):body] = torch.tensor(ids)
-            inputs[row, body:] = self.slot_id
-            for a, action in enumerate(actions):
-                tokens = self.candidate_tokens(action)
-                candidates[row, a, :len(tokens)] = torch.tensor(tokens)
-        task_ids = torch.tensor([task for _, _, task in items], dtype=torch.long)
-        return {"inputs": inputs, "task_ids": task_ids, "candidates": candidates}
+        """Returns the batch for `items`."""
+        ...
 
 
 @dataclass
@@ -93,8 +54,8 @@ class DistillationData:
 
 
 def is_teacher_decision(decision: DecisionRecord) -> bool:
-    """True for decisions made by a teacher (GPT-2 or an oracle), not by the HRM student itself."""
-    return not decision.policy.startswith("hrm")
+    """True for decisions made by a teacher (GPT-2 or an oracle): no registered model version made them."""
+    return decision.model_version is None
 
 
 def split_episodes(episode_ids: Sequence[int], held_out_fraction: float, seed: int) -> tuple[set[int], set[int]]:
@@ -113,7 +74,7 @@ def _decision_key(d: DecisionRecord) -> tuple:
     return d.env, d.observation, tuple(d.legal_actions), d.task_id, tuple(round(p, 6) for p in d.probs)
 
 
-def _split(encoder: StudentEncoder, decisions: list[DecisionRecord], weights: list[float],
+def _split(encoder: Encoder, decisions: list[DecisionRecord], weights: list[float],
            merge: bool) -> DistillationSplit:
     """Encodes one split. With `merge`, decisions that teach the same thing become one row whose count is their
     number and whose weight is their mean weight."""
@@ -124,7 +85,7 @@ def _split(encoder: StudentEncoder, decisions: list[DecisionRecord], weights: li
     episode_ids = sorted({d.episode_id for d in decisions})
     if not rows:
         tensors = {"inputs": torch.zeros(0, encoder.seq_len, dtype=torch.long),
-                   "task_ids": torch.zeros(0, dtype=torch.long),
+                   "lengths": torch.zeros(0, dtype=torch.long), "task_ids": torch.zeros(0, dtype=torch.long),
                    "candidates": torch.zeros(0, 1, encoder.answer_len, dtype=torch.long),
                    "teacher_probs": torch.zeros(0, 1), "weights": torch.zeros(0), "counts": torch.zeros(0)}
         return DistillationSplit(tensors, [], episode_ids)
@@ -140,7 +101,7 @@ def _split(encoder: StudentEncoder, decisions: list[DecisionRecord], weights: li
     return DistillationSplit(tensors, [(d.env, d.state) for d in firsts], episode_ids)
 
 
-def build_distillation_data(store: ExperienceStore, encoder: StudentEncoder, held_out_fraction: float = 0.2,
+def build_distillation_data(store: ExperienceStore, encoder: Encoder, held_out_fraction: float = 0.2,
                             seed: int = 0, envs: Sequence[str] | None = None, failure_weight: float = 1.0,
                             distinct: bool = False) -> DistillationData:
     """Returns the teacher's stored decisions as train/held-out tensors, split by episode with `seed`.

@@ -69,7 +69,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 class Attention(nn.Module):
-    """Multi-head, non-causal self-attention over the whole sequence (every position sees every other)."""
+    """Multi-head, non-causal self-attention: every position sees every other (or every unmasked key)."""
 
     def __init__(self, hidden_size: int, num_heads: int):
         super().__init__()
@@ -79,7 +79,9 @@ class Attention(nn.Module):
         self.qkv_proj = Linear(hidden_size, 3 * hidden_size, bias=False)
         self.o_proj = Linear(hidden_size, hidden_size, bias=False)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Returns the attention output (B, T, D); `mask` (B, T) bool marks the keys each row may read (None: all)."""
         B, T, D = x.shape
         qkv = self.qkv_proj(x).view(B, T, 3, self.num_heads, self.head_dim)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, H, T, Dh)
@@ -87,7 +89,8 @@ class Attention(nn.Module):
         if rope is not None:
             cos, sin = rope
             q, k = apply_rotary(q, cos[:T], sin[:T]), apply_rotary(k, cos[:T], sin[:T])
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)  # (B, H, T, Dh)
+        attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, T): broadcast over heads, queries
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=False)  # (B, H, T, Dh)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, D))
 
 
@@ -120,8 +123,9 @@ class Block(nn.Module):
         self.mlp = SwiGLU(hidden_size, expansion)
         self.norm_eps = norm_eps
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        x = rms_norm(x + self.attn(x, rope), self.norm_eps)
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = rms_norm(x + self.attn(x, rope, mask), self.norm_eps)
         return rms_norm(x + self.mlp(x), self.norm_eps)
 
 
@@ -132,8 +136,8 @@ class ReasoningModule(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(Block(hidden_size, num_heads, expansion, norm_eps) for _ in range(num_layers))
 
-    def forward(self, z: torch.Tensor, injection: torch.Tensor, rope) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, injection: torch.Tensor, rope, mask: torch.Tensor | None = None) -> torch.Tensor:
         z = z + injection
         for layer in self.layers:
-            z = layer(z, rope)
+            z = layer(z, rope, mask)
         return z

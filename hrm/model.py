@@ -6,6 +6,10 @@ the last H update carry gradient (the one-step gradient approximation); the carr
 (deep supervision). ACT: a Q head on the first position predicts (halt, continue); halted rows restart from fixed
 initial states with the next example. Mirrors the seed's `hrm_act_v1.py` but runs on any device and returns typed
 carries and outputs.
+
+No compute on padding: a batch may give "lengths", the real tokens at the end of each left-padded row. The model then
+computes only the task prefix and the last W = max(lengths) token columns, at their original positions, and masks
+each row's padding keys in attention, so a row's outputs do not depend on the other rows' lengths.
 """
 
 import math
@@ -100,7 +104,7 @@ PRESETS = {
 class Carry:
     """The ACT state carried from one segment to the next, one row per example in the batch."""
 
-    z_H: torch.Tensor  # (B, P+T, D) high-level state
+    z_H: torch.Tensor  # (B, P+T, D) high-level state, full width whatever the rows' lengths
     z_L: torch.Tensor  # (B, P+T, D) low-level state
     steps: torch.Tensor  # (B,) int32 segments run on the current example
     halted: torch.Tensor  # (B,) bool: the row finished; the next segment starts it on a new example
@@ -131,7 +135,11 @@ class Prediction:
 class Hrm(nn.Module):
     """HRM + ACT. `forward(carry, batch)` runs one segment; `predict(batch)` runs segments until every row halts.
 
-    A batch is a dict with "inputs" (B, T) token ids, "task_ids" (B,) and, for training, "labels" (B, output_len).
+    A batch is a dict with "inputs" (B, T) token ids, "task_ids" (B,), for training "labels" (B, output_len), and
+    optionally "lengths" (B,) int64: the real tokens at the end of each row (the rest is left padding; the answer slots
+    count as real). With "lengths" only the P prefix positions and the last W token columns are computed, W =
+    max(max(lengths), output_len), and padding keys are masked. Without a task prefix (task_emb_dim 0) there is no
+    fixed position for the Q head, so "lengths" is ignored.
     """
 
     def __init__(self, config: HrmConfig):
@@ -175,39 +183,82 @@ class Hrm(nn.Module):
 
     # --- one segment --------------------------------------------------------------------------------------------
 
+    def _keep(self, t: torch.Tensor, width: int, dim: int = 1) -> torch.Tensor:
+        """Returns t's P task-prefix entries and its last `width` entries along `dim` (t itself when that is all)."""
+        P, n = self.config.task_emb_len, t.shape[dim]
+        if P + width == n:
+            return t
+        return torch.cat((t.narrow(dim, 0, P), t.narrow(dim, n - width, width)), dim)
+
+    def _lengths(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Returns the batch's (B,) lengths, or None when it has none or the model has no task prefix."""
+        return batch.get("lengths") if self.config.task_emb_len > 0 else None
+
+    def _width(self, lengths: torch.Tensor) -> int:
+        """Returns W, the token columns computed for rows of these lengths: the longest, and at least output_len."""
+        W = int(lengths.max())
+        if W > self.config.seq_len:
+            raise ValueError(f"lengths must be at most seq_len={self.config.seq_len}, got {W}")
+        return max(W, self.config.output_len)
+
+    def _key_mask(self, lengths: torch.Tensor, W: int) -> torch.Tensor | None:
+        """Returns the (B, P+W) bool mask of real keys (prefix, each row's last tokens), or None if none is padding."""
+        if bool((lengths >= W).all()):
+            return None
+        real = torch.arange(W, device=lengths.device) >= W - lengths[:, None]  # (B, W)
+        return torch.cat((real.new_ones(len(lengths), self.config.task_emb_len), real), dim=1)
+
     def embed(self, inputs: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
-        """Returns the scaled input embedding (B, P+T, D): task prefix, then tokens."""
-        x = self.embed_tokens(inputs)  # (B, T, D)
+        """Returns the scaled input embedding (B, P+W, D) of inputs (B, W), the last W columns: task prefix, tokens."""
+        x = self.embed_tokens(inputs)  # (B, W, D)
         cfg = self.config
         if cfg.task_emb_dim > 0:
             prefix = self.task_emb(task_ids)  # (B, E)
             pad = cfg.task_emb_len * cfg.hidden_size - cfg.task_emb_dim
             prefix = nn.functional.pad(prefix, (0, pad)).view(-1, cfg.task_emb_len, cfg.hidden_size)
-            x = torch.cat((prefix.to(x.dtype), x), dim=1)  # (B, P+T, D)
-        if cfg.pos_encoding == "learned":
-            x = 0.707106781 * (x + self.embed_pos)  # 1/sqrt(2) keeps the forward variance
+            x = torch.cat((prefix.to(x.dtype), x), dim=1)  # (B, P+W, D)
+        if cfg.pos_encoding == "learned":  # 1/sqrt(2) keeps the forward variance
+            x = 0.707106781 * (x + self._keep(self.embed_pos, inputs.shape[1], dim=0))
         return self.embed_scale * x
 
-    def _rope(self):
-        return self.rope() if self.config.pos_encoding == "rope" else None
+    def embed_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Returns (x (B, P+W, D), the key mask (B, P+W) bool or None): W is seq_len without "lengths"."""
+        lengths = self._lengths(batch)
+        if lengths is None:
+            return self.embed(batch["inputs"], batch["task_ids"]), None
+        W = self._width(lengths)
+        return self.embed(batch["inputs"][:, -W:], batch["task_ids"]), self._key_mask(lengths, W)
 
-    def segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One HRM segment with the one-step gradient; returns the new (z_H, z_L), each (B, P+T, D)."""
-        cfg, rope = self.config, self._rope()
+    def initial_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the initial (z_H, z_L), broadcast views shaped like x (B, P+W, D); clone before writing in place."""
+        return self.H_init.expand_as(x), self.L_init.expand_as(x)
+
+    def _rope(self, width: int | None = None):
+        """Returns RoPE's (cos, sin) at the prefix and last `width` (default all) token positions; None if learned."""
+        if self.config.pos_encoding != "rope":
+            return None
+        return tuple(self._keep(t, self.config.seq_len if width is None else width, dim=0) for t in self.rope())
+
+    def segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One HRM segment with the one-step gradient; returns the new (z_H, z_L), each shaped like x (B, P+W, D)."""
+        # x and the states hold the prefix and the last W token columns; `mask` (B, P+W) bool marks the real keys.
+        cfg = self.config
+        rope = self._rope(x.shape[1] - cfg.task_emb_len)
         with torch.no_grad():
             for h in range(cfg.H_cycles):
                 for l in range(cfg.L_cycles):
                     if h < cfg.H_cycles - 1 or l < cfg.L_cycles - 1:
-                        z_L = self.L_level(z_L, z_H + x, rope)
+                        z_L = self.L_level(z_L, z_H + x, rope, mask)
                 if h < cfg.H_cycles - 1:
-                    z_H = self.H_level(z_H, z_L, rope)
+                    z_H = self.H_level(z_H, z_L, rope, mask)
         # The last L and H updates carry the gradient (one-step approximation of the fixed-point gradient).
-        z_L = self.L_level(z_L, z_H + x, rope)
-        z_H = self.H_level(z_H, z_L, rope)
+        z_L = self.L_level(z_L, z_H + x, rope, mask)
+        z_H = self.H_level(z_H, z_L, rope, mask)
         return z_H, z_L
 
     def answer(self, z_H: torch.Tensor) -> torch.Tensor:
-        """Returns the token logits (B, output_len, V) read from the last output_len positions of z_H."""
+        """Returns the token logits (B, output_len, V) read from the last output_len positions of z_H (B, P+W, D)."""
         return self.lm_head(z_H[:, -self.config.output_len:])
 
     def q_values(self, z_H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,18 +288,20 @@ class Hrm(nn.Module):
         Training: a row halts at halt_max_steps or when Q-halt > Q-continue, after a random minimum number of steps
         with probability halt_exploration_prob; with `q_target` one more segment (no gradient) gives the
         bootstrapped Q-continue target. Evaluation: a row halts at halt_max_steps, or, with `adaptive`, as soon as
-        Q-halt > Q-continue.
+        Q-halt > Q-continue. With "lengths" the segment runs on the last W columns of the rows' current examples and
+        writes them back into the carry's full-width states.
         """
         cfg = self.config
         reset = carry.halted.view(-1, 1, 1)
-        z_H = torch.where(reset, self.H_init, carry.z_H)
-        z_L = torch.where(reset, self.L_init, carry.z_L)
+        full_H = torch.where(reset, self.H_init, carry.z_H)  # (B, P+T, D)
+        full_L = torch.where(reset, self.L_init, carry.z_L)
         steps = torch.where(carry.halted, 0, carry.steps)
         data = {k: torch.where(carry.halted.view((-1,) + (1,) * (v.ndim - 1)), batch[k], v)
                 for k, v in carry.data.items()}
 
-        x = self.embed(data["inputs"], data["task_ids"])
-        z_H, z_L = self.segment(z_H, z_L, x)
+        x, mask = self.embed_batch(data)  # (B, P+W, D), (B, P+W) or None
+        W = x.shape[1] - cfg.task_emb_len
+        z_H, z_L = self.segment(self._keep(full_H, W), self._keep(full_L, W), x, mask)  # (B, P+W, D)
         q_halt, q_continue = self.q_values(z_H)
         output = HrmOutput(self.answer(z_H), q_halt, q_continue)
 
@@ -264,12 +317,19 @@ class Hrm(nn.Module):
                 halted = halted & (steps >= min_steps)
                 if q_target:
                     # Q-learning target for "continue": the next segment's value (halt if that is the last step).
-                    next_halt, next_continue = self.q_values(self.segment(z_H.detach(), z_L.detach(), x)[0])
+                    next_halt, next_continue = self.q_values(self.segment(z_H.detach(), z_L.detach(), x, mask)[0])
                     output.target_q_continue = torch.sigmoid(
                         torch.where(is_last, next_halt, torch.maximum(next_halt, next_continue)))
             elif adaptive:
                 halted = halted | (q_halt > q_continue)
-        return Carry(z_H.detach(), z_L.detach(), steps, halted, data), output
+        return Carry(self._write_back(full_H, z_H), self._write_back(full_L, z_L), steps, halted, data), output
+
+    def _write_back(self, full: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Returns the detached full state (B, P+T, D) with its prefix and last W columns taken from z (B, P+W, D)."""
+        z, P = z.detach(), self.config.task_emb_len
+        if z.shape[1] == full.shape[1]:
+            return z
+        return torch.cat((z[:, :P], full[:, P:full.shape[1] - z.shape[1] + P], z[:, P:]), dim=1)
 
     @torch.no_grad()
     def predict(self, batch: dict[str, torch.Tensor], adaptive: bool = True, max_steps: int | None = None,
@@ -277,17 +337,17 @@ class Hrm(nn.Module):
         """Runs segments until every row halts; returns each row's outputs at the segment where it halted.
 
         With `adaptive` a row stops once Q-halt > Q-continue; `max_steps` (default halt_max_steps) stays the bound.
-        Rows that halted drop out of the batch, so later segments only compute the rows still thinking. With
-        `bootstrap` each row also runs one more segment to give Q-continue's training target (for an evaluation's
-        q_continue_loss).
+        Rows that halted drop out of the batch, so later segments only compute the rows still thinking (with "lengths",
+        only the columns of the longest of them). With `bootstrap` each row also runs one more segment to give
+        Q-continue's training target (for an evaluation's q_continue_loss).
         """
         cfg = self.config
         max_steps = cfg.halt_max_steps if max_steps is None else max_steps
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}")
-        carry = self.initial_carry(batch)
-        x = self.embed(batch["inputs"], batch["task_ids"])
-        z_H, z_L = carry.z_H, carry.z_L
+        x, mask = self.embed_batch(batch)  # (B, P+W, D), (B, P+W) or None
+        z_H, z_L = self.initial_state(x)
+        lengths = self._lengths(batch)
         B = x.shape[0]
         logits = torch.empty(B, cfg.output_len, cfg.vocab_size, device=x.device)
         steps = torch.full((B,), max_steps, dtype=torch.int32, device=x.device)
@@ -296,7 +356,7 @@ class Hrm(nn.Module):
         target_q_continue = torch.empty(B, device=x.device) if bootstrap else None
         active = torch.arange(B, device=x.device)
         for step in range(1, max_steps + 1):
-            z_H, z_L = self.segment(z_H, z_L, x)
+            z_H, z_L = self.segment(z_H, z_L, x, mask)
             q_halt, q_continue = self.q_values(z_H)
             stop = torch.full_like(q_halt, step == max_steps, dtype=torch.bool)
             if adaptive:
@@ -305,7 +365,8 @@ class Hrm(nn.Module):
             steps[active[stop]] = step
             q_halt_logits[active[stop]] = q_halt[stop]
             if bootstrap:  # the same target as training's: the next segment's Q (halt if this was the last)
-                next_halt, next_continue = self.q_values(self.segment(z_H[stop], z_L[stop], x[stop])[0])
+                stop_mask = None if mask is None else mask[stop]
+                next_halt, next_continue = self.q_values(self.segment(z_H[stop], z_L[stop], x[stop], stop_mask)[0])
                 last = step == cfg.halt_max_steps
                 q_continue_logits[active[stop]] = q_continue[stop]
                 target_q_continue[active[stop]] = torch.sigmoid(
@@ -314,4 +375,9 @@ class Hrm(nn.Module):
             if not keep.any():
                 break
             active, z_H, z_L, x = active[keep], z_H[keep], z_L[keep], x[keep]
+            if lengths is not None:  # drop the columns that are padding in every row still thinking
+                lengths = lengths[keep]
+                W = self._width(lengths)
+                z_H, z_L, x = self._keep(z_H, W), self._keep(z_L, W), self._keep(x, W)
+                mask = self._key_mask(lengths, W)
         return Prediction(logits, steps, q_halt_logits, q_continue_logits, target_q_continue)

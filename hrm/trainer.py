@@ -84,7 +84,7 @@ class Trainer:
     def __init__(self, model: Hrm, config: TrainConfig, device: torch.device | str | None = None,
                  loss_fn: LossFn | None = None):
         self.device = device if isinstance(device, torch.device) else pick_device(device)
-        # Token prediction by default; distillation passes hrm.losses.distillation_loss.
+        # Token prediction by default; distillation passes agent.student.distillation_loss.
         self.loss_fn = loss_fn or functools.partial(act_loss, loss_type=config.loss_type,
                                                     continue_loss=config.continue_loss)
         self.model = model.to(self.device)

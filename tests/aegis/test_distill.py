@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from aegis.distill import chunks, evaluate_agreement
 from agent.oracle import OracleTeacher
 from agent.runner import VectorRunner
-from data.datasets import StudentEncoder, build_distillation_data
+from agent.student import StudentEncoder, batches_by_length, evaluate_agreement
+from data.datasets import build_distillation_data
 from data.store import ExperienceStore
 from hrm import Hrm, HrmConfig
 from tests.conftest import ROOT
@@ -84,8 +84,9 @@ def test_train_hrm_learns_oracle_decisions_past_the_threshold(tmp_path):
     """~1,100 oracle decisions (FrozenLake-v1 + Taxi-v4) → a small student agrees on ≥70 % of held-out episodes."""
     db = tmp_path / "aegis.db"
     oracle_store(db, 1100).close()
-    result = train_hrm("--db", str(db), "--out", str(tmp_path / "models"), "--epochs", "5", "--hidden-size", "64",
-                       "--halt-max-steps", "2", "--batch-size", "32", "--lr", "1e-3", "--device", "cpu")
+    result = train_hrm("--db", str(db), "--out", str(tmp_path / "models"), "--epochs", "5", "--no-distinct",
+                       "--hidden-size", "64", "--halt-max-steps", "2", "--batch-size", "32", "--lr", "1e-3",
+                       "--device", "cpu")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "activated: agreement ≥ 70%" in result.stdout, result.stdout
     store = ExperienceStore(db)
@@ -104,6 +105,6 @@ def test_held_out_agreement_on_merged_rows_equals_agreement_on_every_decision(tm
     counts = held["counts"].long()
     assert (counts > 1).any()
     expanded = {k: v.repeat_interleave(counts, dim=0) for k, v in held.items() if k != "counts"}
-    merged = evaluate_agreement(model, chunks(held, 64))
-    every = evaluate_agreement(model, chunks(expanded, 64))
+    merged = evaluate_agreement(model, batches_by_length(held, 64))
+    every = evaluate_agreement(model, batches_by_length(expanded, 64))
     assert merged == pytest.approx(every, rel=1e-5)

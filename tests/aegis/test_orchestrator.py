@@ -12,19 +12,24 @@ import pytest
 from aegis.improve import ImproveConfig, judge, settle
 from aegis.orchestrator import AgentConfig, Orchestrator
 from aegis.registry import activate
+from aegis.state import read_rl
 from agent.oracle import OracleTeacher
 from agent.policy import RandomPolicy
 from data.store import ExperienceStore
 from tests.conftest import ROOT
 
-DISTILL = "--epochs 1 --hidden-size 32 --halt-max-steps 2 --batch-size 16 --min-examples 50 --threshold 0.0"
+SMALL = dict(distill_epochs=1, distill_hidden_size=32, distill_halt_max_steps=2, distill_batch_size=16,
+             distill_min_examples=50, threshold=0.0, rl_rollout_decisions=64, rl_epochs=1)
+"""A small student and a short RL round, as AgentConfig fields ..."""
+FLAGS = [arg for key, value in SMALL.items() for arg in ("--" + key.replace("_", "-"), str(value))]
+"""... and as start_training.py's options."""
 
 
 def agent_cmd(tmp_path, *extra: str) -> list[str]:
     return [sys.executable, "start_training.py", "--db", str(tmp_path / "aegis.db"), "--out",
             str(tmp_path / "models"), "--teacher", "tiny", "--envs", "FrozenLake-v1", "--num-envs", "8",
             "--trigger", "200", "--rl-every", "4",
-            "--eval-episodes", "2", "--distill-args", DISTILL, *extra]
+            "--eval-episodes", "2", *FLAGS, *extra]
 
 
 @pytest.mark.slow
@@ -43,13 +48,20 @@ def test_a_run_from_an_empty_store_goes_collect_distil_switch_improve(tmp_path):
     assert sum(v.status == "active" for v in store.model_versions()) == 1
     hrm_decisions = [d for d in store.decisions() if d.policy.startswith("hrm:")]
     assert hrm_decisions and all(d.model_version is not None for d in hrm_decisions)
+    rl = store.training_runs(kind="rl")[0]
+    assert rl.metrics[0]["decisions"] >= 64  # the round's rollouts, recorded like any experience
+    status = subprocess.run([sys.executable, "demo.py", "--db", str(tmp_path / "aegis.db"), "-c", "status"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    progress = read_rl(store)
+    assert progress.rounds == 1 and progress.decisions >= 64
+    assert f"1 rounds ({progress.accepted} accepted)" in status.stdout, status.stdout
 
 
 @pytest.mark.slow
 def test_a_paused_runner_records_nothing_while_distillation_runs(tmp_path):
     config = AgentConfig(db=str(tmp_path / "aegis.db"), out=str(tmp_path / "models"), teacher="tiny",
-                         envs="FrozenLake-v1", num_envs=8, trigger=200, distill_args=DISTILL,
-                         collect_while_distilling=False, device="cpu")
+                         envs="FrozenLake-v1", num_envs=8, trigger=200, collect_while_distilling=False,
+                         device="cpu", **SMALL)
     orch = Orchestrator(config)
     while orch.child is None:
         orch.step()
@@ -120,7 +132,29 @@ def test_judge_rejects_a_worse_challenger_and_accepts_an_equal_one():
     worse = judge(OracleTeacher(seed=0), RandomPolicy(seed=0), ["Taxi-v4"], config)
     assert not worse["accepted"] and worse["Taxi-v4"]["challenger"] < worse["Taxi-v4"]["champion"]
     same = judge(OracleTeacher(seed=0), OracleTeacher(seed=1), ["Taxi-v4"], config)
-    assert same["accepted"] and np.isclose(same["difference"], 0.0)
+    assert same["accepted"] and np.isclose(same["Taxi-v4"]["difference"], 0.0)
+
+
+class Split:
+    """The oracle in one env, uniform random in the others."""
+
+    version = None
+
+    def __init__(self, good_in: str):
+        self.good_in, self.name = good_in, f"oracle in {good_in}"
+        self.oracle, self.random = OracleTeacher(seed=0), RandomPolicy(seed=0)
+
+    def decide(self, observations, greedy=False):
+        return [(self.oracle if o.env_name == self.good_in else self.random).decide([o], greedy)[0]
+                for o in observations]
+
+
+def test_judge_rejects_a_candidate_that_buys_a_gain_in_one_env_with_a_loss_in_another():
+    envs = ["FrozenLake-v1", "Taxi-v4"]
+    report = judge(Split("FrozenLake-v1"), Split("Taxi-v4"), envs, ImproveConfig(eval_episodes=40))
+    assert report["Taxi-v4"]["challenger"] - report["Taxi-v4"]["champion"] > 100  # a large gain in Taxi ...
+    assert report["FrozenLake-v1"]["worse"] and not report["Taxi-v4"]["worse"]  # ... bought with FrozenLake
+    assert not report["accepted"]
 
 
 def test_a_rejected_candidate_leaves_the_champion_active(tmp_path, make_checkpoint):
@@ -128,7 +162,7 @@ def test_a_rejected_candidate_leaves_the_champion_active(tmp_path, make_checkpoi
     champion = store.add_model_version("imitation", make_checkpoint("champion"), {})
     activate(store, champion)
     challenger = store.add_model_version("rl", make_checkpoint("challenger", seed=1), {}, parent_id=champion)
-    report = {"Taxi-v4": {"champion": 7.5, "challenger": -80.0}, "accepted": False}
+    report = {"Taxi-v4": {"champion": 7.5, "challenger": -80.0, "worse": True}, "accepted": False}
     settle(store, store.active_version(), challenger, report, ["Taxi-v4"])
     assert store.active_version().id == champion
     assert store.model_version(challenger).status == "rejected"

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from aegis.registry import activate
 from aegis.repl import COMMANDS, Repl, ReplCompleter, interact, main
+from aegis.state import RlProgress, write_rl
 from aegis.views import progress_bar, sparkline
 from agent.envs import make_env
 from agent.envs.blackjack import Blackjack
@@ -58,7 +59,7 @@ def template(tmp_path_factory):
     store.set_state("phase", "improve")
     store.set_state("teacher", "tiny")
     store.set_state("envs", ["FrozenLake-v1", "Taxi-v4"])
-    store.set_state("rl", {"updates": 3, "episodes": 42, "last": {"mean_return": 0.25}})
+    write_rl(store, RlProgress(rounds=3, accepted=1, episodes=42, decisions=900, last={"mean_return": 0.25}))
     store.log_event("phase", "collect → distil [after 1,100 decisions]")
     store.log_event("train", "distillation run 1 → version 1")
     store.close()
@@ -101,7 +102,7 @@ def test_status_reports_phase_decisions_acting_policy_training_and_rl(db, capsys
     assert "teacher tiny (no active model)" in out
     assert f"{decisions:,} (random {decisions:,})" in out
     assert "run 2 rl running" in out and "3/10" in out and "agreement 80.0%" in out
-    assert "3 updates, 42 episodes; last: mean_return 0.25" in out
+    assert "3 rounds (1 accepted), 42 episodes, 900 decisions; last: mean_return 0.25" in out
 
     ExperienceStore(tmp_path / "empty.db").close()
     code, out, _ = demo(capsys, tmp_path / "empty.db", "status")

@@ -170,3 +170,132 @@ def test_exploration_forces_a_minimum_number_of_steps():
     batch = random_batch(config, batch_size=64)
     carry, _ = model(model.initial_carry(batch), batch)
     assert not carry.halted.any()
+
+
+# --- no compute on padding ---------------------------------------------------------------------------------------
+
+
+def _with_lengths(config, lengths: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
+    """Returns a random batch with "lengths"; its padding columns hold random tokens, which must never be read."""
+    return {**random_batch(config, batch_size=len(lengths), seed=seed), "lengths": torch.tensor(lengths)}
+
+
+def _row(batch: dict[str, torch.Tensor], i: int) -> dict[str, torch.Tensor]:
+    return {k: v[i:i + 1] for k, v in batch.items()}
+
+
+def _sharp_model(config, dtype: torch.dtype = torch.float32) -> Hrm:
+    """Returns a model whose rows halt at different segments: distinct task embeddings and a random Q head."""
+    torch.manual_seed(0)
+    model = Hrm(config).to(dtype).eval()
+    with torch.no_grad():
+        model.task_emb.weight.normal_(0.0, 1.0)
+        model.q_head.weight.normal_(0.0, 1.0)
+        model.q_head.bias.zero_()
+    return model
+
+
+# A row's fp32 outputs depend on its batch at ~1e-6 per segment (reduction order), with or without "lengths", and
+# the recurrence grows that to ~1e-4 in 5 segments: the ACT runs compare in fp64, fp32 is held to 1e-5 for one segment.
+
+
+@pytest.mark.parametrize("pos_encoding", ["rope", "learned"])
+def test_with_lengths_each_row_predicts_as_it_would_alone(pos_encoding):
+    config = tiny_config(seq_len=8, answer_len=2, halt_max_steps=5, pos_encoding=pos_encoding)
+    batch = _with_lengths(config, [8, 3, 5, 2, 6, 4], seed=3)
+    model = _sharp_model(config)
+    one_segment = model.predict(batch, adaptive=False, max_steps=1)
+    for i in range(len(batch["inputs"])):
+        alone = model.predict(_row(batch, i), adaptive=False, max_steps=1)
+        torch.testing.assert_close(one_segment.logits[i], alone.logits[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(one_segment.q_halt_logits[i], alone.q_halt_logits[0], atol=1e-5, rtol=1e-5)
+
+    model = _sharp_model(config, torch.float64)
+    together = model.predict(batch, bootstrap=True)
+    assert len(set(together.steps.tolist())) > 1, "the test needs rows that halt at different segments"
+    for i in range(len(batch["inputs"])):
+        alone = model.predict(_row(batch, i), bootstrap=True)  # W is this row's length: no padding at all
+        assert together.steps[i] == alone.steps[0]
+        for name in ("logits", "q_halt_logits", "q_continue_logits", "target_q_continue"):
+            torch.testing.assert_close(getattr(together, name)[i], getattr(alone, name)[0], atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("pos_encoding", ["rope", "learned"])
+def test_with_lengths_the_act_carry_gives_each_row_its_own_outputs(pos_encoding):
+    config = tiny_config(seq_len=8, answer_len=2, halt_max_steps=8, halt_exploration_prob=0.0,
+                         pos_encoding=pos_encoding)
+    model = _sharp_model(config, torch.float64).train()
+    first = _with_lengths(config, [3, 6], seed=1)  # rows A, B
+    c_and_d = _with_lengths(config, [8, 2], seed=2)  # C replaces A after 2 segments, D is never loaded
+    d_and_b = _with_lengths(config, [2, 6], seed=2)  # D replaces C after 1 more (B's slot keeps B)
+    d_and_b["inputs"][0], d_and_b["task_ids"][0] = c_and_d["inputs"][1], c_and_d["task_ids"][1]
+    carry = model.initial_carry(first)
+    outputs = []
+    for halted, batch in [(None, first), ([False, False], first), ([True, False], c_and_d), ([True, False], d_and_b)]:
+        if halted is not None:
+            carry.halted = torch.tensor(halted)
+        carry, out = model(carry, batch)
+        assert carry.z_H.shape == (2, config.task_emb_len + config.seq_len, config.hidden_size)
+        outputs.append(out)
+
+    def alone(batch, row, segments):
+        carry, single = model.initial_carry(_row(batch, row)), _row(batch, row)
+        for _ in range(segments):
+            carry.halted = torch.tensor([False]) if carry.steps.any() else carry.halted
+            carry, out = model(carry, single)
+        return out
+
+    # (segment index, row in the batch) -> (example's batch, its row there, segments it has run)
+    expected = {(1, 0): (first, 0, 2), (1, 1): (first, 1, 2), (2, 0): (c_and_d, 0, 1), (2, 1): (first, 1, 3),
+                (3, 0): (d_and_b, 0, 1), (3, 1): (first, 1, 4)}
+    for (segment, row), (batch, source, segments) in expected.items():
+        ref, got = alone(batch, source, segments), outputs[segment]
+        for name in ("logits", "q_halt_logits", "q_continue_logits", "target_q_continue"):
+            torch.testing.assert_close(getattr(got, name)[row], getattr(ref, name)[0], atol=1e-9, rtol=1e-9)
+
+
+def test_with_lengths_only_the_prefix_and_the_longest_rows_columns_are_computed():
+    config = tiny_config(seq_len=8, answer_len=2, halt_max_steps=4)
+    model = Hrm(config).eval()
+    P = config.task_emb_len
+    batch = _with_lengths(config, [7, 3, 2])
+    x, mask = model.embed_batch(batch)
+    assert x.shape == (3, P + 7, config.hidden_size)
+    assert mask.tolist()[1] == [True] * P + [False] * 4 + [True] * 3
+    assert model.embed_batch(_row(batch, 0))[1] is None  # no padded row: no mask, SDPA's fast path
+
+    seen = []
+    model.L_level.register_forward_hook(lambda m, args, out: seen.append((args[0].shape[1], args[3] is None)))
+    # The first row still thinking halts at every segment, so the longest rows leave first and W shrinks.
+    model.q_values = lambda z: ((torch.arange(len(z)) == 0).float() - 0.5, torch.zeros(len(z)))
+    assert model.predict(batch).steps.tolist() == [1, 2, 3]
+    per_segment = config.H_cycles * config.L_cycles
+    assert seen == [(P + 7, False)] * per_segment + [(P + 3, False)] * per_segment + [(P + 2, True)] * per_segment
+
+
+def test_the_public_segment_api_reproduces_predict_with_lengths():
+    config = tiny_config(seq_len=8, answer_len=2, halt_max_steps=3)
+    model = _sharp_model(config)
+    batch = _with_lengths(config, [5, 2, 8])
+    x, mask = model.embed_batch(batch)  # (B, P+W, D), (B, P+W)
+    z_H, z_L = model.initial_state(x)
+    for _ in range(3):
+        z_H, z_L = model.segment(z_H, z_L, x, mask)
+    expected = model.predict(batch, adaptive=False)
+    torch.testing.assert_close(model.answer(z_H), expected.logits)
+    torch.testing.assert_close(model.q_values(z_H)[0], expected.q_halt_logits)
+
+
+def test_full_lengths_or_no_task_prefix_are_the_same_as_no_lengths():
+    for config in (tiny_config(answer_len=2), tiny_config(task_emb_dim=0)):
+        model = _sharp_model(config) if config.task_emb_dim else Hrm(config).eval()
+        batch = random_batch(config)
+        lengths = [config.seq_len] * 4 if config.task_emb_dim else [2, 3, 4, 5]  # ignored without a prefix
+        plain, with_lengths = model.predict(batch), model.predict({**batch, "lengths": torch.tensor(lengths)})
+        assert torch.equal(plain.logits, with_lengths.logits) and torch.equal(plain.steps, with_lengths.steps)
+
+
+def test_lengths_beyond_seq_len_are_refused():
+    config = tiny_config()
+    with pytest.raises(ValueError, match="seq_len"):
+        Hrm(config).predict({**random_batch(config), "lengths": torch.tensor([1, 2, 3, config.seq_len + 1])})

@@ -1,0 +1,183 @@
+"""PPO for the HRM: log π is the acting policy's, rollouts are memoised without changing a decision, grouped rows give
+the ungrouped loss and gradient, the value head fits returns, and PPO learns a small text env."""
+
+import gymnasium
+import torch
+
+from agent.envs import TextEnv, make_env
+from agent.hrm_policy import HrmPolicy
+from agent.ppo import PpoConfig, PpoPolicy, ValueHead, collect_rollouts, gae, group_rows, ppo_loss, ppo_update
+from agent.runner import observe
+from agent.student import acting_log_probs
+from data.store import ExperienceStore
+from hrm import Hrm, HrmConfig
+
+
+def small_student(seed: int = 0, halting: bool = True) -> Hrm:
+    torch.manual_seed(seed)
+    config = HrmConfig.preset("agent-29m", hidden_size=32, num_heads=2, task_emb_dim=32, H_layers=1, L_layers=1,
+                              halt_max_steps=4 if halting else 1)
+    model = Hrm(config)
+    if halting:
+        with torch.no_grad():  # a Q head that halts different rows at different segments
+            model.q_head.weight.normal_(0.0, 2.0)
+            model.q_head.bias.zero_()
+    return model.eval()
+
+
+def taxi_observations(n: int) -> list:
+    out = []
+    for seed in range(n):
+        env = make_env("Taxi-v4")
+        env.reset(seed=seed)
+        out.append(observe(env))
+    return out
+
+
+def test_log_probs_are_those_of_the_acting_policy_with_adaptive_halting():
+    model = small_student(seed=1)
+    policy = HrmPolicy(model)
+    observations = taxi_observations(12)
+    acting = torch.log_softmax(policy.action_scores(observations), -1)
+    assert len(set(policy.last_steps)) > 1  # rows halted at different segments
+    with torch.no_grad():
+        learning, _ = acting_log_probs(model, policy.batch(observations))
+    torch.testing.assert_close(learning, acting, atol=1e-5, rtol=1e-5)
+
+
+def test_memoised_rollouts_make_the_same_decisions_and_evaluate_each_input_once(tmp_path):
+    model, head = small_student(), ValueHead(32)
+    played = {}
+    for memoise in (True, False):
+        store = ExperienceStore(tmp_path / f"{memoise}.db")
+        policy = PpoPolicy(model, head, version=None, seed=3, memoise=memoise)
+        envs = [make_env("FrozenLake-v1") for _ in range(4)]
+        steps = collect_rollouts(policy, envs, store, 200, seed=5)
+        stored = [d.chosen for d in store.decisions()]
+        played[memoise] = ([s.action for s in steps], stored, policy.evaluations)
+        assert len(stored) == len(steps) >= 200
+        assert all(e.ended_at is not None for e in store.episodes(finished=None))  # no episode left open
+    assert played[True][:2] == played[False][:2]
+    assert played[True][2] <= 16 < played[False][2]  # FrozenLake 4×4 has 16 cells
+
+
+def _rows_and_refs(grouped: bool):
+    model = small_student(halting=False)
+    head = ValueHead(32)
+    torch.nn.init.normal_(head.net[-1].weight, std=1.0)  # values that differ by state: advantages of both signs
+    policy = PpoPolicy(model, head, seed=0)
+    steps = collect_rollouts(policy, [make_env("Taxi-v4") for _ in range(4)], ExperienceStore("sqlite://"), 120,
+                             seed=0)
+    advantages, returns = gae(steps, 0.99, 0.95)
+    advantages = (advantages - advantages.mean()) / advantages.std()
+    return model, head, group_rows(steps, advantages, returns, policy.encoder, grouped=grouped)
+
+
+def test_grouped_rows_give_the_ungrouped_loss_and_gradient():
+    results = {}
+    for grouped in (True, False):
+        model, head, rows = _rows_and_refs(grouped)
+        model.train()
+        with torch.no_grad():  # the policy has moved away from π_old, so the clip is active for some rows
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+        index = torch.arange(len(rows))
+        logp, state = acting_log_probs(model, rows.batch)
+        ref = logp.detach() + 0.1
+        loss, terms = ppo_loss(logp, head(state), ref, rows, index, PpoConfig(), kl_coef=0.05)
+        model.zero_grad()
+        loss.backward()
+        results[grouped] = (loss.detach(), model.lm_head.weight.grad.clone(), len(rows))
+    assert results[True][2] < results[False][2]  # a wandering taxi revisits states: fewer rows
+    torch.testing.assert_close(results[True][0], results[False][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(results[True][1], results[False][1], rtol=1e-5, atol=1e-5)
+
+
+def test_the_value_head_fits_returns_on_a_fixed_set():
+    torch.manual_seed(0)
+    features = torch.randn(64, 32)
+    returns = features[:, :4].sum(-1).tanh() * 5 - 2  # a smooth function of the state, on a return-like scale
+    head = ValueHead(32)
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+    with torch.no_grad():
+        before = float(((head(features) - returns) ** 2).mean())
+    for _ in range(400):
+        loss = ((head(features) - returns) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.02 * before
+
+
+class Corridor(gymnasium.Env):
+    """Five cells in a row; start at the left end, reward 1 on reaching the right end, at most 12 steps."""
+
+    action_space = gymnasium.spaces.Discrete(2)
+    observation_space = gymnasium.spaces.Discrete(5)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.position = 0
+        return self.position, {}
+
+    def step(self, action):
+        self.position = max(0, self.position + (1 if action == 1 else -1))
+        done = self.position == 4
+        return self.position, float(done), done, False, {}
+
+
+class CorridorText(TextEnv):
+    action_names = ["west", "east"]
+    description = "Walk to the east end of the corridor."
+
+    def render_text(self, state) -> str:
+        return f"You are in cell {state} of a corridor of 5 cells; the exit is at cell 4."
+
+    def success(self, episode_return: float, terminated: bool) -> bool:
+        return terminated
+
+
+def corridor() -> TextEnv:
+    return CorridorText("Corridor", 5, gymnasium.wrappers.TimeLimit(Corridor(), 12))
+
+
+def greedy_return(policy: PpoPolicy) -> float:
+    env = corridor()
+    env.reset(seed=0)
+    total, done = 0.0, False
+    while not done:
+        [decision] = policy.decide([observe(env)], greedy=True)
+        _, reward, terminated, truncated, _ = env.step(decision.action)
+        total, done = total + reward, terminated or truncated
+    return total
+
+
+def test_ppo_learns_a_corridor_from_a_near_uniform_start(tmp_path):
+    model, head = small_student(seed=1, halting=False), ValueHead(32)
+    config = PpoConfig(lr=1e-3, value_lr=3e-3, kl_coef=0.0, epochs=4, value_warmup_epochs=10, target_kl=0.5)
+    store = ExperienceStore(tmp_path / "rl.db")
+    first = PpoPolicy(model, head)
+    start_probs = [p for p, _ in first.evaluate([_at(cell) for cell in range(4)])]
+    assert all(0.3 < p[1] < 0.7 for p in start_probs)  # near uniform in every cell
+    assert greedy_return(first) == 0.0  # greedily it walks west: the start fails
+    rollout_returns = []
+    for round_index in range(12):
+        policy = PpoPolicy(model, head, seed=round_index)
+        steps = collect_rollouts(policy, [corridor() for _ in range(8)], store, 256, seed=round_index)
+        rollout_returns.append(sum(s.reward for s in steps) / len({s.episode for s in steps}))
+        advantages, returns = gae(steps, 0.9, 0.95)
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        rows = group_rows(steps, advantages, returns, policy.encoder)
+        model, head, _ = ppo_update(model, head, model, rows, config, round_index)
+    final = PpoPolicy(model, head)
+    east = [p[1] for p, _ in final.evaluate([_at(cell) for cell in range(4)])]
+    assert greedy_return(final) == 1.0  # the optimum
+    assert min(east) > 0.75 > max(p[1] for p in start_probs)
+    assert rollout_returns[-1] > 0.9 > rollout_returns[0]  # sampled play: ≥ 0.9 of the optimum
+
+
+def _at(cell: int):
+    env = corridor()
+    env.reset(seed=0)
+    env.state = cell
+    return observe(env)

@@ -1,0 +1,46 @@
+"""The student's contract: its input and answer slots, candidate scoring, agreement with a teacher."""
+
+import torch
+
+from agent.student import StudentEncoder, agrees_with_teacher, by_length, candidate_log_probs
+from data.tokenizer import gpt2_tokenizer
+from hrm import IGNORE_INDEX
+
+
+def test_encoder_left_pads_and_writes_candidates_into_the_answer_slots():
+    encoder = StudentEncoder(seq_len=24, answer_len=3)
+    batch = encoder.encode([("A F\nF G", ("left", "down"), 0), ("x " * 40, ("south", "pickup", "dropoff"), 2)])
+    assert batch["inputs"].shape == (2, 24) and batch["candidates"].shape == (2, 3, 3)
+    assert (batch["inputs"][:, -3:] == encoder.slot_id).all()
+    assert batch["inputs"][0, 0] == encoder.pad_id  # short text: padded on the left
+    assert gpt2_tokenizer().decode(batch["inputs"][1, :21]).endswith("Actions: south, pickup, dropoff")
+    left = gpt2_tokenizer()(" left").input_ids
+    assert batch["candidates"][0, 0, :len(left)].tolist() == left
+    assert (batch["candidates"][0, 2] == IGNORE_INDEX).all()  # row 0 has 2 actions: the third is padding
+    assert batch["task_ids"].tolist() == [0, 2]
+    real = len(gpt2_tokenizer()("A F\nF G\nActions: left, down").input_ids)
+    assert batch["lengths"].tolist() == [real + 3, 24]  # the long row is truncated to the whole input
+    assert (batch["inputs"][0, :24 - real - 3] == encoder.pad_id).all()
+
+
+def test_chunks_by_length_keep_every_row_once_shortest_first():
+    batch = {"inputs": torch.zeros(5, 8), "lengths": torch.tensor([7, 3, 5, 3, 8])}
+    chunks = by_length(batch, 2)
+    assert [c.tolist() for c in chunks] == [[1, 3], [2], [0, 4]]  # 5 > 1.25 × 3: a new chunk
+
+
+def test_a_candidate_scores_the_sum_of_its_tokens_log_probabilities():
+    logits = torch.randn(1, 3, 10)
+    logp = torch.log_softmax(logits, -1)
+    candidates = torch.tensor([[[4, 7, IGNORE_INDEX], [2, IGNORE_INDEX, IGNORE_INDEX],
+                                [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]]])
+    scores = candidate_log_probs(logits, candidates)
+    torch.testing.assert_close(scores[0, :2], torch.stack([logp[0, 0, 4] + logp[0, 1, 7], logp[0, 0, 2]]))
+    assert scores[0, 2] == float("-inf")  # padding candidate: never chosen
+
+
+def test_agreement_accepts_any_of_the_teachers_tied_best_actions():
+    teacher = torch.tensor([[0.5, 0.0, 0.5, 0.0], [0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]])
+    picks_second_tie = torch.tensor([[0.0, 1.0, 3.0, 2.0], [0.0, 1.0, 3.0, 2.0], [0.0, 1.0, 3.0, 2.0]])
+    assert agrees_with_teacher(picks_second_tie, teacher).tolist() == [True, False, True]
+    assert agrees_with_teacher(torch.tensor([[0.0, 3.0, 1.0, 2.0]]), teacher[:1]).tolist() == [False]
