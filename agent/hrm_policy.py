@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from agent.policy import Decision, Observation, decision_from_scores
-from agent.student import StudentEncoder, candidate_log_probs
+from agent.student import StudentEncoder, by_length, candidate_log_probs
 from hrm import Hrm, load_model
 
 
@@ -14,7 +14,7 @@ class HrmPolicy:
     """Batched decisions from an HRM with adaptive halting (halt_max_steps stays the bound)."""
 
     def __init__(self, model: Hrm, version: int | None = None, adaptive: bool = True, temperature: float = 1.0,
-                 seed: int = 0):
+                 seed: int = 0, memo_size: int = 100_000):
         self.model = model.eval()
         self.version = version
         self.name = "hrm" if version is None else f"hrm:v{version}"
@@ -23,7 +23,11 @@ class HrmPolicy:
         self.encoder = StudentEncoder.for_model(model)
         self.rng = np.random.default_rng(seed)
         self.last_steps: list[int] = []
-        """ACT segments each observation of the last decide() used."""
+        """ACT segments each observation of the last action_scores() used."""
+        self.memo: dict[tuple, np.ndarray] = {}
+        """Action scores per distinct input: the weights never change, so each input is evaluated once (sampling
+        still draws per decision). Cleared when it would hold more than `memo_size` inputs; 0 turns it off."""
+        self.memo_size = memo_size
 
     @classmethod
     def load(cls, checkpoint: str | Path, version: int | None = None, device: str | None = None,
@@ -39,14 +43,31 @@ class HrmPolicy:
 
     @torch.no_grad()
     def action_scores(self, observations: list[Observation]) -> torch.Tensor:
-        """Returns (N, A) summed answer-slot log-probabilities of each legal action (−inf past an observation's A)."""
+        """Returns (N, A) summed answer-slot log-probabilities of each legal action (−inf past an observation's A).
+
+        Observations of similar length run together, so the HRM computes little on padding."""
         batch = self.batch(observations)
-        prediction = self.model.predict(batch, adaptive=self.adaptive)
-        self.last_steps = prediction.steps.tolist()
-        return candidate_log_probs(prediction.logits, batch["candidates"]).cpu()
+        scores = torch.empty(batch["candidates"].shape[:2])
+        steps = torch.empty(len(observations), dtype=torch.int32)
+        for rows in by_length(batch, len(observations)):
+            part = {k: v[rows] for k, v in batch.items()}
+            prediction = self.model.predict(part, adaptive=self.adaptive)
+            steps[rows.cpu()] = prediction.steps.cpu()
+            scores[rows.cpu()] = candidate_log_probs(prediction.logits, part["candidates"]).cpu()
+        self.last_steps = steps.tolist()
+        return scores
 
     def decide(self, observations: list[Observation], greedy: bool = False) -> list[Decision]:
         """Returns one decision per observation: softmax over its legal actions' scores, argmax or a sample."""
-        scores = self.action_scores(observations).double().numpy()
-        return [decision_from_scores(row[:len(obs.legal_actions)], self.rng, greedy, self.temperature)
-                for row, obs in zip(scores, observations, strict=True)]
+        if self.memo_size == 0:
+            scores = self.action_scores(observations).double().numpy()
+            return [decision_from_scores(row[:len(o.legal_actions)], self.rng, greedy, self.temperature)
+                    for row, o in zip(scores, observations, strict=True)]
+        keys = [(o.text, o.legal_actions, o.task_id) for o in observations]
+        new = list({k: o for k, o in zip(keys, observations, strict=True) if k not in self.memo}.items())
+        if new:
+            if len(self.memo) + len(new) > self.memo_size:
+                self.memo.clear()
+            scores = self.action_scores([o for _, o in new]).double().numpy()
+            self.memo.update((k, row[:len(o.legal_actions)]) for (k, o), row in zip(new, scores, strict=True))
+        return [decision_from_scores(self.memo[k], self.rng, greedy, self.temperature) for k in keys]

@@ -2,10 +2,10 @@
 
     python bench/competence.py [--minutes 60] [--eval-episodes 500] [--starts tiny,oracle:0.5]
 
-For each start (teacher), a fresh store and the autonomous loop as `start_training.py` runs it on FrozenLake-v1
-(4×4) and Taxi-v4 for `--minutes`: collect `--trigger` decisions with the teacher → distil (train_hrm.py,
-agent-29m, `--distill-args`; the runner pauses while it trains, so training has the whole CPU) → switch → improve
-by RL. Then, per env, mean return over the same `--eval-episodes` fixed seeds (never seen in training or in
+For each start (teacher), a fresh store and the autonomous loop exactly as `python start_training.py --teacher START`
+runs it (the product's defaults: AgentConfig, DistillArgs, PpoConfig) on FrozenLake-v1 (4×4) and Taxi-v4 for
+`--minutes`: collect 1,100 decisions with the teacher → distil (train_hrm.py, agent-29m) → switch → improve by PPO
+rounds. Then, per env, mean return over the same `--eval-episodes` fixed seeds (never seen in training or in
 champion/challenger) for: uniform random, the teacher, the first distilled HRM, the HRM after RL (the active version
 at the end) — both greedy with adaptive halting — and the exact optimum (value iteration), with each one's ratio to
 the optimum. On FrozenLake the mean return is the success rate. Aims: FrozenLake ≥ 0.70, Taxi-v4 ≥ 7.0.
@@ -31,6 +31,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aegis.orchestrator import AgentConfig, Orchestrator  # noqa: E402
+from aegis.state import read_rl  # noqa: E402
 from aegis.teachers import make_teacher  # noqa: E402
 from agent.envs import make_env  # noqa: E402
 from agent.evaluation import episode_returns  # noqa: E402
@@ -42,18 +43,13 @@ from data.store import ExperienceStore  # noqa: E402
 ENVS = ("FrozenLake-v1", "Taxi-v4")
 AIMS = {"FrozenLake-v1": 0.70, "Taxi-v4": 7.0}
 EVAL_SEED = 50_000  # far from the runner's and champion/challenger's seeds
-# Distillation on distinct states: 410 rows, 12 steps an epoch. Two ACT segments at most (the distilled student halts
-# after one; with 8 a row occupies the batch for up to 8 steps before new examples get in) and a higher lr than the
-# default 1e-4, which sits at the per-task majority answer for most of a 30-minute budget on this CPU.
-RECIPE = "--distinct --halt-max-steps 2 --batch-size 32 --lr 3e-4 --epochs 50"
 console = Console(width=140)
 
 
 def run_loop(start: str, out: Path, args: argparse.Namespace) -> ExperienceStore:
     """Runs the autonomous loop from an empty store for args.minutes; returns the store it filled."""
-    config = AgentConfig(db=str(out / "aegis.db"), envs=",".join(ENVS), teacher=start, trigger=args.trigger,
-                         distill_args=args.distill_args, collect_while_distilling=False, rl_every=args.rl_every,
-                         duration=args.minutes * 60, out=str(out / "models"), seed=args.seed, device="cpu")
+    config = AgentConfig(db=str(out / "aegis.db"), envs=",".join(ENVS), teacher=start, duration=args.minutes * 60,
+                         out=str(out / "models"), seed=args.seed, device="cpu")
     orch = Orchestrator(config)
     last = {"phase": None, "at": 0.0}
 
@@ -63,9 +59,10 @@ def run_loop(start: str, out: Path, args: argparse.Namespace) -> ExperienceStore
             acting = (o.runner.policy.name, o.teacher.name)
             returns = " | ".join(f"{env}/{policy} {np.mean(r):.2f}" for (env, policy), r in sorted(o.recent.items())
                                  if policy in acting)
-            rl = o.store.get_state("rl") or {}
+            rl = read_rl(o.store)
             console.print(f"  [{start}] {time.time() - o.started:5.0f}s phase {o.phase} | decisions {o.decisions} | "
-                          f"acting {o.runner.policy.name} | RL updates {rl.get('updates', 0)} | {returns}")
+                          f"acting {o.runner.policy.name} | RL rounds {rl.rounds} ({rl.accepted} accepted) | "
+                          f"{returns}")
 
     orch.run(on_step=report)
     return orch.store
@@ -130,18 +127,36 @@ def show(start: str, summary: dict, results: dict, minutes: float) -> None:
     console.print(table)
 
 
+def rl_rounds(store: ExperienceStore) -> list[dict]:
+    """Prints and returns one row per RL round: the verdict, each env's judged return before → after, and the update's
+    KL, entropy and value loss."""
+    runs = sorted(store.training_runs(kind="rl"), key=lambda r: r.id)
+    table = Table("round", "version", "verdict", *(f"{env} champion → challenger" for env in ENVS),
+                  *(f"{env} rollouts" for env in ENVS), "decisions", "rows", "epochs", "approx KL", "entropy",
+                  "value loss", title="RL rounds (judged greedily on the fixed champion/challenger seeds)")
+    rows = []
+    for i, run in enumerate(runs):
+        m = run.metrics[-1] if run.metrics else {}
+        rows.append(m | {"round": i, "version": run.model_version_id})
+        if not m:
+            table.add_row(str(i), "—", run.status, *[""] * (2 * len(ENVS) + 6))
+            continue
+        table.add_row(str(i), str(run.model_version_id), "accepted" if m.get("accepted") else "rejected",
+                      *(f"{m.get(f'{env}/champion', float('nan')):.3f} → {m.get(f'{env}/challenger', float('nan')):.3f}"
+                        for env in ENVS),
+                      *(f"{m.get(f'{env}/rollout_return', float('nan')):.3f}" for env in ENVS),
+                      f"{m.get('decisions', 0):,}", f"{m.get('rows', 0):,}", f"{m.get('epochs', 0)}",
+                      f"{m.get('approx_kl', float('nan')):.4f}", f"{m.get('entropy', float('nan')):.3f}",
+                      f"{m.get('value_loss', float('nan')):.3g}")
+    console.print(table)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", default="tiny,oracle:0.5", help="comma-separated teachers to start from")
     parser.add_argument("--minutes", type=float, default=60.0, help="loop budget per start")
     parser.add_argument("--eval-episodes", type=int, default=500)
-    parser.add_argument("--trigger", type=int, default=40_000,
-                        help="decisions before the first distillation: 40,000 oracle:0.5 decisions (20 s) visit all "
-                             "~400 live Taxi states, 1,100 (the agent's default) fewer than half")
-    parser.add_argument("--distill-args", default=RECIPE,
-                        help="extra train_hrm.py flags (default: %(default)s — one row per visited state, ~30 min "
-                             "here; \"\" is train_hrm.py's own 20-epoch recipe)")
-    parser.add_argument("--rl-every", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench-competence", help="folder of one store and run per start")
     parser.add_argument("--eval-only", action="store_true", help="score the stores already in --out")
@@ -166,9 +181,10 @@ def main() -> None:
         summary = loop_summary(store)
         results = evaluate(start, store, summary, args)
         show(start, summary, results, (time.perf_counter() - started) / 60)
+        rounds = rl_rounds(store)
         report = {"results": results, "decisions": summary["decisions"], "agreement": summary["agreement"],
                   "teacher_states": summary["teacher_states"],
-                  "rl_accepted": summary["rl_accepted"], "rl_rejected": summary["rl_rejected"]}
+                  "rl_accepted": summary["rl_accepted"], "rl_rejected": summary["rl_rejected"], "rl_rounds": rounds}
         (folder / "results.json").write_text(json.dumps(report, indent=2))
         console.print(f"results: {folder / 'results.json'}")
 

@@ -49,8 +49,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.manual_seed(0)
-    hrm = (HrmPolicy.load(args.checkpoint, device="cpu") if args.checkpoint
-           else HrmPolicy(Hrm(HrmConfig.preset("agent-29m"))))
+    # memo_size=0: every call runs the model (the acting policy memoises repeated inputs; this measures the model)
+    hrm = (HrmPolicy.load(args.checkpoint, device="cpu", memo_size=0) if args.checkpoint
+           else HrmPolicy(Hrm(HrmConfig.preset("agent-29m")), memo_size=0))
     teacher = Gpt2Teacher(GPT2LMHeadModel(GPT2Config()), name="gpt2-124m-random")
     batch = observations(16)
     print(f"threads {torch.get_num_threads()} | HRM {hrm.model.num_parameters() / 1e6:.1f}M "
