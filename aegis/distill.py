@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from rich.console import Console
@@ -22,7 +22,7 @@ from agent.student import StudentEncoder, batches_by_length, distillation_loss, 
 from data.datasets import DistillationData, build_distillation_data
 from data.store import DEFAULT_DB, ExperienceStore, StoreError
 from hrm import CheckpointError, Hrm, HrmConfig, TrainConfig, Trainer, fit, pick_device
-from hrm.cli import parse_args
+from hrm.cli import Range, check_ranges, parse_args
 from hrm.distributed import init_distributed
 from hrm.runlog import MetricsLog
 
@@ -45,13 +45,13 @@ class DistillArgs:
 
     db: str = DEFAULT_DB
     """Experience store: a SQLite file path or any SQLAlchemy URL."""
-    epochs: int = 50
+    epochs: Annotated[int, Range(1)] = 50
     """Passes over the training split (an epoch is its rows / batch-size steps; see --distinct)."""
-    batch_size: int = 32
+    batch_size: Annotated[int, Range(1)] = 32
     """Examples per step, over all ranks."""
-    lr: float = 3e-4
+    lr: Annotated[float, Range(0, open_low=True)] = 3e-4
     """Peak learning rate (after warmup)."""
-    warmup_steps: int = 20
+    warmup_steps: Annotated[int, Range(0)] = 20
     """Linear warmup steps."""
     optimizer: Literal["adamw", "adam-atan2"] = "adamw"
     """Optimizer of the network (the task embedding always uses sign-SGD)."""
@@ -61,20 +61,20 @@ class DistillArgs:
     """cpu, cuda, cuda:N or mps (default: the best available)."""
     mixed_precision: Literal["auto", "none", "bf16", "fp16"] = "auto"
     """Autocast dtype; auto = bf16 where the hardware runs it fast (CUDA), fp32 elsewhere."""
-    grad_clip: float = 1.0
+    grad_clip: Annotated[float, Range(0)] = 1.0
     """Gradient-norm clip (0 disables)."""
-    threshold: float = 0.70
+    threshold: Annotated[float, Range(0, 1)] = 0.70
     """Held-out agreement with the teacher at which the model is activated."""
     activate: bool = True
     """Activate the model when it reaches the threshold (--no-activate only registers it)."""
-    min_examples: int = 100
+    min_examples: Annotated[int, Range(1)] = 100
     """Fewer usable teacher decisions than this is an error."""
-    held_out_fraction: float = 0.2
+    held_out_fraction: Annotated[float, Range(0, 1, open_low=True)] = 0.2
     """Fraction of episodes held out for evaluation."""
     continue_loss: bool = True
     """Train Q-continue on its bootstrapped target (one more segment per step); --no-continue-loss drops it (TRM)
     and with it the extra segment."""
-    failure_weight: float = 1.0
+    failure_weight: Annotated[float, Range(0)] = 1.0
     """Weight of decisions from episodes that failed (outcome weighting; 1 weighs all alike)."""
     distinct: bool = True
     """Train on each distinct decision (same observation, legal actions and teacher distribution) once per epoch,
@@ -82,19 +82,22 @@ class DistillArgs:
     distinct decisions / batch-size steps: for large stores of a cheap teacher that revisits the same states."""
     preset: Literal["agent-29m"] = "agent-29m"
     """The HRM architecture."""
-    halt_max_steps: int | None = 2
+    halt_max_steps: Annotated[int | None, Range(1)] = 2
     """The student's ACT bound (none: the preset's 8). The distilled student halts after one segment; with 8 a row
     holds its batch slot for up to 8 steps before new examples get in."""
-    hidden_size: int | None = None
+    hidden_size: Annotated[int | None, Range(1)] = None
     """Override the preset's width (smaller students for quick experiments)."""
     out: str = "runs/models"
     """Folder for run folders (checkpoints and metrics.jsonl)."""
     resume: bool = False
     """Continue the newest unfinished distillation run from its last checkpoint."""
-    log_every: int = 10
+    log_every: Annotated[int, Range(1)] = 10
     """Steps between metric lines."""
     dry_run: bool = False
     """Build the model, run one forward/backward on random tokens, print the parameter count and the loss."""
+
+    def __post_init__(self):
+        check_ranges(self)  # a config built in code gets the same one-line refusal as a flag
 
 
 def model_config(args: DistillArgs) -> HrmConfig:
@@ -130,17 +133,32 @@ def dry_run(args: DistillArgs) -> dict:
 
 
 def make_batch_at(train: dict[str, torch.Tensor], global_batch: int, seed: int, rank: int, world: int):
-    """Returns batch_at(step): this rank's shard of the step's global batch, from a seeded per-epoch shuffle."""
+    """Returns batch_at(step): this rank's shard of the step's global batch, from a seeded per-epoch shuffle.
+
+    Each epoch's order is bucketed by length: the shuffled rows are sorted by length within windows of 8 batches and
+    the batches shuffled again, so a batch holds rows of similar length (the HRM computes at its longest row's
+    length: a Taxi observation is half a FrozenLake one) and still mixes states from all over the split.
+    """
     n = len(train["inputs"])
     steps_per_epoch = max(1, n // global_batch)
     local = global_batch // world
+    lengths = train.get("lengths")
+
+    def epoch_order(epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=generator)
+        if n < global_batch:  # a tiny store: sample with replacement to fill the batch
+            return order.repeat(-(global_batch // -n))
+        if lengths is None:
+            return order
+        window = 8 * global_batch
+        order = torch.cat([w[torch.argsort(lengths[w], stable=True)] for w in order.split(window)])
+        batches = order[:steps_per_epoch * global_batch].view(steps_per_epoch, global_batch)
+        return batches[torch.randperm(steps_per_epoch, generator=generator)].flatten()
 
     def batch_at(step: int) -> dict[str, torch.Tensor]:
         epoch, index = divmod(step, steps_per_epoch)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        if n < global_batch:  # a tiny store: sample with replacement to fill the batch
-            order = order.repeat(-(global_batch // -n))
-        rows = order[index * global_batch:(index + 1) * global_batch][rank * local:(rank + 1) * local]
+        rows = epoch_order(epoch)[index * global_batch:(index + 1) * global_batch][rank * local:(rank + 1) * local]
         return {k: v[rows] for k, v in train.items()}
 
     return batch_at, steps_per_epoch

@@ -49,7 +49,7 @@ console = Console(width=140)
 def run_loop(start: str, out: Path, args: argparse.Namespace) -> ExperienceStore:
     """Runs the autonomous loop from an empty store for args.minutes; returns the store it filled."""
     config = AgentConfig(db=str(out / "aegis.db"), envs=",".join(ENVS), teacher=start, duration=args.minutes * 60,
-                         out=str(out / "models"), seed=args.seed, device="cpu")
+                         out=str(out / "models"), seed=args.seed, device=args.device)
     orch = Orchestrator(config)
     last = {"phase": None, "at": 0.0}
 
@@ -88,12 +88,12 @@ def evaluate(start: str, store: ExperienceStore, summary: dict,
     """Returns {env: {policy: mean return}} over the fixed evaluation seeds (and the teacher's collected episodes)."""
     seeds = [EVAL_SEED + i for i in range(args.eval_episodes)]
     policies = {"random": (RandomPolicy(seed=args.seed), False),
-                "teacher": (make_teacher(start, seed=args.seed, device="cpu"), True)}
+                "teacher": (make_teacher(start, seed=args.seed, device=args.device), True)}
     start_name = policies["teacher"][0].name
     for key in ("distilled", "active"):
         version = summary[key]
         if version is not None:
-            policies[key] = (HrmPolicy.load(version.checkpoint_path, version.id, device="cpu"), True)
+            policies[key] = (HrmPolicy.load(version.checkpoint_path, version.id, device=args.device), True)
     results = {}
     for env in ENVS:
         collected = [e.episode_return for e in store.episodes(env=env, policy=start_name)]
@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="loop budget per start")
     parser.add_argument("--eval-episodes", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (the agent's --device)")
     parser.add_argument("--out", default="runs/bench-competence", help="folder of one store and run per start")
     parser.add_argument("--eval-only", action="store_true", help="score the stores already in --out")
     args = parser.parse_args()

@@ -47,12 +47,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="a distilled HRM checkpoint (default: random agent-29m)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     args = parser.parse_args()
     torch.manual_seed(0)
     # memo_size=0: every call runs the model (the acting policy memoises repeated inputs; this measures the model)
-    hrm = (HrmPolicy.load(args.checkpoint, device="cpu", memo_size=0) if args.checkpoint
-           else HrmPolicy(Hrm(HrmConfig.preset("agent-29m")), memo_size=0))
-    teacher = Gpt2Teacher(GPT2LMHeadModel(GPT2Config()), name="gpt2-124m-random")
+    hrm = (HrmPolicy.load(args.checkpoint, device=args.device, memo_size=0) if args.checkpoint
+           else HrmPolicy(Hrm(HrmConfig.preset("agent-29m")).to(args.device), memo_size=0))
+    teacher = Gpt2Teacher(GPT2LMHeadModel(GPT2Config()), name="gpt2-124m-random", device=torch.device(args.device))
     batch = observations(16)
     print(f"threads {torch.get_num_threads()} | HRM {hrm.model.num_parameters() / 1e6:.1f}M "
           f"({'trained: ' + args.checkpoint if args.checkpoint else 'random weights'}, adaptive halting, at most "

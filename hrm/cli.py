@@ -3,6 +3,10 @@
 One mechanism for every entry point (habit 2 of STYLE.md). `parse_args(Args, argv)` accepts `--lr 3e-4`,
 `--lr=3e-4` and, for booleans, `--dry-run` / `--no-dry-run`. Bad values end in argparse's one-line error, exit 2.
 `split_key_values` + `typed_values` read the seeds' `key=value` form into the same dataclasses.
+
+A field may declare its allowed range next to its type, `num_envs: Annotated[int, Range(1)] = 8`: the parser refuses
+a value outside it with one line naming the flag and the range (exit 2), and `check_ranges(config)` refuses it for a
+config built in code.
 """
 
 import argparse
@@ -13,6 +17,59 @@ import inspect
 import textwrap
 import types
 import typing
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take: at least `low` (more than it when `open_low`), at most `high`."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+
+    def problem(self, value) -> str | None:
+        """Returns what is wrong with `value` ("must be ≥ 1"), or None when it lies in the range."""
+        if value is None:
+            return None
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return f"must be {'>' if self.open_low else '≥'} {self.low:g}" + (
+                f" and ≤ {self.high:g}" if self.high is not None else "")
+        if self.high is not None and value > self.high:
+            return f"must be ≤ {self.high:g}" + (f" and ≥ {self.low:g}" if self.low is not None else "")
+        return None
+
+
+def _split_annotation(annotation) -> tuple[object, Range | None]:
+    """Returns (the type, its Range or None) of a possibly Annotated field type."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *extras = typing.get_args(annotation)
+        return base, next((e for e in extras if isinstance(e, Range)), None)
+    return annotation, None
+
+
+def check_ranges(config) -> None:
+    """Raises ValueError naming the first field of dataclass instance `config` outside its declared Range."""
+    hints = typing.get_type_hints(type(config), include_extras=True)
+    for f in dataclasses.fields(config):
+        _, allowed = _split_annotation(hints[f.name])
+        problem = allowed.problem(getattr(config, f.name)) if allowed else None
+        if problem:
+            raise ValueError(f"--{f.name.replace('_', '-')} {problem}, got {getattr(config, f.name)}")
+
+
+def _checked(convert, allowed: Range):
+    """Returns an argparse type that converts with `convert` and refuses values outside `allowed`."""
+
+    def parse(text: str):
+        value = convert(text)
+        problem = allowed.problem(value)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text}")
+        return value
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
 
 
 def field_docs(cls) -> dict[str, str]:
@@ -38,21 +95,30 @@ def _parser_type(annotation):
     return args[0] if args else annotation
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (what is wrong, where to look) and exit 2, without the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (--help lists the options)\n")
+
+
 def build_parser(cls, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
     """Returns an ArgumentParser with one --option per field of dataclass `cls`."""
-    parser = argparse.ArgumentParser(prog=prog, description=description or (cls.__doc__ or "").strip(),
+    parser = OneLineParser(prog=prog, description=description or (cls.__doc__ or "").strip(),
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     docs = field_docs(cls)
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         help_text = docs.get(f.name, " ")
-        annotation = hints[f.name]
+        annotation, allowed = _split_annotation(hints[f.name])
         if annotation is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
             continue
         choices = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else None
         kind = type(choices[0]) if choices else _parser_type(annotation)
+        if allowed is not None:
+            kind = _checked(kind, allowed)
         parser.add_argument(flag, type=kind, choices=choices, default=f.default, help=help_text,
                             metavar=None if choices else f.name.upper())
     return parser
