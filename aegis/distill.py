@@ -18,9 +18,10 @@ import torch
 from rich.console import Console
 
 from aegis.registry import RegistryError, activate
+from aegis.state import this_process
 from agent.student import StudentEncoder, batches_by_length, distillation_loss, evaluate_agreement
 from data.datasets import DistillationData, build_distillation_data
-from data.store import DEFAULT_DB, ExperienceStore, StoreError
+from data.store import DEFAULT_DB, ExperienceStore, StoreError, absolute_db
 from hrm import CheckpointError, Hrm, HrmConfig, TrainConfig, Trainer, fit, pick_device
 from hrm.cli import Range, check_ranges, parse_args
 from hrm.distributed import init_distributed
@@ -90,7 +91,9 @@ class DistillArgs:
     out: str = "runs/models"
     """Folder for run folders (checkpoints and metrics.jsonl)."""
     resume: bool = False
-    """Continue the newest unfinished distillation run from its last checkpoint."""
+    """Continue the newest unfinished distillation run from its last checkpoint, on the decisions it started with."""
+    checkpoint_minutes: Annotated[float, Range(0, open_low=True)] = 2.0
+    """Minutes of training between checkpoints (also one every 5 epochs and at the end): a kill loses no more."""
     log_every: Annotated[int, Range(1)] = 10
     """Steps between metric lines."""
     dry_run: bool = False
@@ -98,6 +101,10 @@ class DistillArgs:
 
     def __post_init__(self):
         check_ranges(self)  # a config built in code gets the same one-line refusal as a flag
+        # Paths are resolved once, against the folder the command ran in: a child process and the stored
+        # checkpoint paths then mean the same files wherever they are read from.
+        self.db = absolute_db(self.db)
+        self.out = str(Path(self.out).resolve())
 
 
 def model_config(args: DistillArgs) -> HrmConfig:
@@ -164,12 +171,13 @@ def make_batch_at(train: dict[str, torch.Tensor], global_batch: int, seed: int, 
     return batch_at, steps_per_epoch
 
 
-def _resumable_run(store: ExperienceStore) -> tuple[int, Path] | None:
-    """Returns (run id, checkpoint) of the newest unfinished distillation run that left a checkpoint."""
+def _resumable_run(store: ExperienceStore) -> tuple[int, Path, int | None] | None:
+    """Returns (run id, checkpoint, the newest decision id it trains on) of the newest unfinished distillation run
+    that left a checkpoint."""
     for run in store.training_runs(kind="imitation"):
         checkpoint = Path(run.config.get("run_dir", "")) / "last.pt"
         if run.status != "succeeded" and checkpoint.is_file():
-            return run.id, checkpoint
+            return run.id, checkpoint, run.config.get("data_up_to")
     return None
 
 
@@ -193,8 +201,11 @@ def train_student(args: DistillArgs) -> tuple[int, Path, dict, ExperienceStore] 
         raise UsageError(f"--batch-size {args.batch_size} must be divisible by the {info.world_size} ranks")
     store = ExperienceStore(args.db)
     config = model_config(args)
+    resumable = _resumable_run(store) if args.resume else None
+    # A run trains on the decisions stored when it started, also after a restart (the store keeps growing).
+    up_to = resumable[2] if resumable is not None else store.last_decision_id()
     data: DistillationData = build_distillation_data(store, StudentEncoder(config.seq_len, config.output_len),
-                                                     args.held_out_fraction, args.seed,
+                                                     args.held_out_fraction, args.seed, up_to=up_to,
                                                      failure_weight=args.failure_weight, distinct=args.distinct)
     usable = len(data.train) + len(data.held_out)
     if usable < args.min_examples or not len(data.held_out):
@@ -205,11 +216,11 @@ def train_student(args: DistillArgs) -> tuple[int, Path, dict, ExperienceStore] 
     torch.manual_seed(args.seed)
     batch_at, steps_per_epoch = make_batch_at(data.train.tensors, args.batch_size, args.seed, info.rank,
                                               info.world_size)
-    resumable = _resumable_run(store) if args.resume else None
     if resumable is not None:
-        run_id, checkpoint = resumable
+        run_id, checkpoint, _ = resumable
         trainer = Trainer.resume(checkpoint, args.device, loss_fn=distillation_loss)
         run_dir = checkpoint.parent
+        store.resume_training_run(run_id, this_process())
         console.print(f"resuming distillation run {run_id} at step {trainer.step} from {checkpoint}")
     else:
         if args.resume:
@@ -225,7 +236,8 @@ def train_student(args: DistillArgs) -> tuple[int, Path, dict, ExperienceStore] 
         run_id = None
         if info.is_main:
             run_id = store.start_training_run("imitation", {
-                **asdict(args), "run_dir": str(run_dir), "train_decisions": len(data.train),
+                **asdict(args), **this_process(), "run_dir": str(run_dir), "data_up_to": up_to,
+                "train_decisions": len(data.train),
                 "train_rows": len(data.train.states), "held_out_decisions": len(data.held_out),
                 "model": config.to_dict()})
 
@@ -243,6 +255,7 @@ def train_student(args: DistillArgs) -> tuple[int, Path, dict, ExperienceStore] 
     try:
         fit(trainer, batch_at, eval_batches=lambda: held_out, eval_every=steps_per_epoch,
             checkpoint_path=run_dir / "last.pt", checkpoint_every=5 * steps_per_epoch,
+            checkpoint_seconds=args.checkpoint_minutes * 60,
             log=MetricsLog(run_dir / "metrics.jsonl") if info.is_main else None, log_every=args.log_every,
             console=console, on_eval=on_eval,
             evaluator=lambda model, batches: evaluate_agreement(model, batches, adaptive=True,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aegis.state import this_process
 from agent.envs import make_env
 from agent.evaluation import episode_returns, paired_difference
 from agent.hrm_policy import HrmPolicy
@@ -70,7 +71,8 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
     """Plays and records the active version's rollouts, trains a PPO candidate on them, judges it, and promotes or
     rejects it; returns the round's report (with "version", "accepted", "episodes" and "decisions")."""
     ppo = config.ppo
-    run_id = store.start_training_run("rl", {"parent": active.id, "round": round_index, **asdict(ppo)})
+    run_id = store.start_training_run("rl", {"parent": active.id, "round": round_index, **asdict(ppo),
+                                             **this_process()})
     try:
         champion_model = load_model(active.checkpoint_path, device)
         policy = PpoPolicy(champion_model, load_value_head(active.checkpoint_path, champion_model), active.id,

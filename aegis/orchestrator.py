@@ -22,13 +22,13 @@ from typing import Annotated
 from aegis.distill import DistillArgs
 from aegis.improve import ImproveConfig, improve_round
 from aegis.registry import PolicySlot
-from aegis.state import read_rl, write_rl
+from aegis.state import process_gone, read_rl, write_rl
 from aegis.teachers import make_teacher
 from agent.envs import make_env
 from agent.hrm_policy import HrmPolicy
 from agent.ppo import PpoConfig
 from agent.runner import FinishedEpisode, VectorRunner, observe
-from data.store import ExperienceStore
+from data.store import ExperienceStore, absolute_db
 from hrm.cli import Range, check_ranges
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +112,10 @@ class AgentConfig:
 
     def __post_init__(self):
         check_ranges(self)  # a config built in code gets the same one-line refusal as a flag
+        # Paths are resolved once, against the folder the command ran in: a child process and the stored
+        # checkpoint paths then mean the same files wherever they are read from.
+        self.db = absolute_db(self.db)
+        self.out = str(Path(self.out).resolve())
 
     def distill_flags(self) -> list[str]:
         """Returns the train_hrm.py options that carry this config's distillation settings."""
@@ -188,9 +192,10 @@ class Orchestrator:
             self.store.log_event("phase", f"{phase}: {why}", phase=phase)
 
     def _mark_interrupted_runs(self) -> None:
+        """Marks runs whose process died as interrupted (a distillation run resumes from its checkpoint)."""
         for run in self.store.training_runs():
-            if run.status == "running":
-                self.store.finish_training_run(run.id, "failed", error="interrupted: the agent stopped")
+            if process_gone(run) or (run.status == "running" and "pid" not in run.config):
+                self.store.finish_training_run(run.id, "interrupted", error="interrupted: its process is gone")
 
     # --- distillation child -------------------------------------------------------------------------------------
 
@@ -209,8 +214,7 @@ class Orchestrator:
         if self.config.device:
             cmd += ["--device", self.config.device]
         with self.child_log.open("w") as log:
-            self.child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-                                          cwd=ROOT)
+            self.child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         self.store.log_event("train", f"distillation started on {self.decisions} decisions (pid {self.child.pid}, "
                              f"log {self.child_log})", pid=self.child.pid)
         self.set_phase("distil", f"{self.decisions} decisions ≥ {next_at}")

@@ -4,9 +4,11 @@ One module writes and reads every key, so the REPL shows exactly what the orches
 store while the agent runs sees the last committed value).
 """
 
+import os
+import socket
 from dataclasses import asdict, dataclass, field, fields
 
-from data.store import ExperienceStore
+from data.store import ExperienceStore, TrainingRunRow
 
 RL_KEY = "rl"
 
@@ -39,3 +41,31 @@ def read_rl(store: ExperienceStore) -> RlProgress:
 def write_rl(store: ExperienceStore, progress: RlProgress) -> None:
     """Stores the RL progress."""
     store.set_state(RL_KEY, asdict(progress))
+
+
+def this_process() -> dict:
+    """Returns what identifies the running process in a training run's config: its pid and host."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def process_gone(run: TrainingRunRow) -> bool:
+    """True when a "running" training run's process is known to have died (same host, pid no longer alive): the run
+    was interrupted (killed, or the machine restarted) and may be resumed."""
+    pid, host = run.config.get("pid"), run.config.get("host")
+    if run.status != "running" or not isinstance(pid, int) or host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False

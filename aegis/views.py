@@ -12,13 +12,13 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from aegis.state import RlProgress, read_rl
+from aegis.state import RlProgress, process_gone, read_rl
 from agent.policy import Decision, Observation
 from data.store import EpisodeEnd, EpisodeRow, EventRow, ExperienceStore, SummaryRow, TrainingRunRow, VersionRow
 
 SPARKS = "▁▂▃▄▅▆▇█"
 STYLES = {"active": "bold green", "candidate": "yellow", "retired": "dim", "rejected": "red", "running": "cyan",
-          "succeeded": "green", "failed": "red"}
+          "succeeded": "green", "failed": "red", "interrupted": "magenta"}
 METRIC_ORDER = ("epoch", "step", "lm_loss", "eval_loss", "eval_agreement")
 MAX_METRIC_COLUMNS = 8
 MAX_EPOCH_ROWS = 12
@@ -94,9 +94,14 @@ def run_progress(run: TrainingRunRow) -> str:
     return progress_bar(done, total) if isinstance(total, int | float) else f"epoch {number(done)}"
 
 
+def run_status(run: TrainingRunRow) -> str:
+    """Returns the run's status, "interrupted" for a running run whose process is gone."""
+    return "interrupted" if process_gone(run) else run.status
+
+
 def run_outcome(run: TrainingRunRow) -> str:
     """Returns one line on a training run: kind, status, progress, the latest agreement, version or error."""
-    parts = [f"run {run.id} {run.kind} {run.status}", run_progress(run)]
+    parts = [f"run {run.id} {run.kind} {run_status(run)}", run_progress(run)]
     last = run.metrics[-1] if run.metrics else {}
     if "eval_agreement" in last:
         parts.append(f"agreement {number(last['eval_agreement'], True)}")
@@ -150,7 +155,7 @@ def runs_table(runs: Sequence[TrainingRunRow]) -> Table:
                    "version", "error")
     for run in runs:
         last = run.metrics[-1] if run.metrics else {}
-        table.add_row(str(run.id), run.kind, _styled(run.status), when(run.started_at), run_progress(run),
+        table.add_row(str(run.id), run.kind, _styled(run_status(run)), when(run.started_at), run_progress(run),
                       number(last.get("eval_agreement"), True), number(last.get("eval_loss")),
                       number(run.model_version_id), Text(run.error.splitlines()[0] if run.error else ""))
     return table

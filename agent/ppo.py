@@ -2,7 +2,8 @@
 
 One round: the fixed policy plays a budget of episodes (each distinct input is evaluated once and its distribution
 reused; sampling still draws per decision), every decision is recorded in the store, GAE gives each decision an
-advantage, identical (input, action) rows become one weighted row, and PPO epochs train a copy of the policy:
+advantage, the decisions on one input become one row (one forward pass for all of them), and PPO epochs train a copy
+of the policy:
 
     loss = Σ_rows [ −min(ρ·A, clip(ρ, 1±ε)·A) + c_v·(V(s) − R)² − β·H(π(·|s)) + λ·KL(π(·|s) ‖ π_ref(·|s)) ] / rows
 
@@ -11,8 +12,8 @@ value head fitted alone first (critic warm-up), and an epoch loop that stops onc
 `target_kl`. Anchors: GLAM / lamorel and TWOSOME (PPO with a value head on the LM's state, GAE, clip 0.2, small
 policy lr, larger value lr), LLM4Teach (a decaying cross-entropy to the teacher).
 
-Grouping is exact: for rows sharing (input, action) the ratio is one number, so Σ_i min(ρA_i, clip(ρ)A_i) =
-min(ρ, clip ρ)·ΣA⁺ + max(ρ, clip ρ)·ΣA⁻, and Σ_i (V − R_i)² = n·V² − 2V·ΣR + ΣR².
+Grouping is exact: for the decisions on one input that took one action the ratio is one number, so
+Σ_i min(ρA_i, clip(ρ)A_i) = min(ρ, clip ρ)·ΣA⁺ + max(ρ, clip ρ)·ΣA⁻, and Σ_i (V − R_i)² = n·V² − 2V·ΣR + ΣR².
 """
 
 import copy
@@ -138,7 +139,7 @@ class Step:
 
     observation: Observation
     action: int
-    logp: float  # log π_old(action | input)
+    logp_all: np.ndarray  # log π_old(· | input) over the legal actions
     value: float
     reward: float
     terminated: bool
@@ -174,8 +175,8 @@ def collect_rollouts(policy: PpoPolicy, envs: Sequence[TextEnv], store: Experien
             decision = policy.choose(probs)
             record, ending = step_and_record(game, obs, decision, policy)
             records.append(record)
-            steps.append(Step(obs, decision.action, float(np.log(probs[decision.action])), value, record.reward,
-                              record.terminated, record.truncated, record.episode_id))
+            steps.append(Step(obs, decision.action, np.log(probs), value, record.reward, record.terminated,
+                              record.truncated, record.episode_id))
             if ending is not None:
                 endings.append(ending)
                 ended.append(game)
@@ -213,20 +214,25 @@ def gae(steps: Sequence[Step], gamma: float, lam: float) -> tuple[np.ndarray, np
 
 @dataclass
 class GroupedRows:
-    """Rows sharing (input, action) merged: the batch tensors plus per row its count, Σ of positive and negative
-    advantages, Σ of returns and Σ of squared returns, and log π_old of the action."""
+    """The update's rows: one per distinct input (or per decision, ungrouped), with per legal action the number of
+    decisions that took it and the sums of their positive and negative advantages; per row the sums of the value
+    targets and of their squares, and log π_old of every action. One forward pass serves every action of an input."""
 
     batch: dict[str, torch.Tensor]
-    action: torch.Tensor  # (G,)
-    count: torch.Tensor  # (G,)
-    adv_pos: torch.Tensor  # (G,)
-    adv_neg: torch.Tensor  # (G,)
-    ret_sum: torch.Tensor  # (G,)
-    ret_sq: torch.Tensor  # (G,)
-    old_logp: torch.Tensor  # (G,)
+    count: torch.Tensor  # (G, A) decisions that took each action
+    adv_pos: torch.Tensor  # (G, A) Σ of their positive advantages
+    adv_neg: torch.Tensor  # (G, A) Σ of their negative advantages
+    ret_sum: torch.Tensor  # (G,) Σ of the row's value targets
+    ret_sq: torch.Tensor  # (G,) Σ of their squares
+    old_logp: torch.Tensor  # (G, A) log π_old (0 past the row's legal actions)
 
     def __len__(self) -> int:
-        return len(self.action)
+        return len(self.ret_sum)
+
+    @property
+    def decisions(self) -> torch.Tensor:
+        """Returns (G,) the decisions each row stands for."""
+        return self.count.sum(-1)
 
     def to(self, device: torch.device) -> "GroupedRows":
         """Returns the rows with every tensor on `device`."""
@@ -236,45 +242,47 @@ class GroupedRows:
 
 def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarray, encoder: StudentEncoder,
                grouped: bool = True) -> GroupedRows:
-    """Returns the update's rows: one per distinct (input, action) with `grouped`, one per decision otherwise."""
+    """Returns the update's rows: one per distinct input with `grouped`, one per decision otherwise."""
     groups: dict[tuple, list[int]] = {}
     for i, s in enumerate(steps):
-        groups.setdefault((_key(s.observation), s.action) if grouped else (i,), []).append(i)
+        groups.setdefault(_key(s.observation) if grouped else (i,), []).append(i)
     members = list(groups.values())
     firsts = [steps[m[0]] for m in members]
-    adv = [advantages[m] for m in members]
+    width = max(len(s.observation.legal_actions) for s in firsts)
+    count, adv_pos, adv_neg, old_logp = (np.zeros((len(members), width)) for _ in range(4))
+    for row, m in enumerate(members):
+        for i in m:
+            a = steps[i].action
+            count[row, a] += 1
+            adv_pos[row, a] += max(advantages[i], 0.0)
+            adv_neg[row, a] += min(advantages[i], 0.0)
+        n = len(firsts[row].observation.legal_actions)
+        old_logp[row, :n] = firsts[row].logp_all
     ret = [returns[m] for m in members]
 
     def tensor(values) -> torch.Tensor:
-        return torch.tensor(np.array(values, dtype=np.float64), dtype=torch.float32)
+        return torch.tensor(np.asarray(values, dtype=np.float64), dtype=torch.float32)
 
-    return GroupedRows(
-        batch=encoder.encode([_key(s.observation) for s in firsts]),
-        action=torch.tensor([s.action for s in firsts]),
-        count=tensor([len(m) for m in members]),
-        adv_pos=tensor([a[a > 0].sum() for a in adv]),
-        adv_neg=tensor([a[a < 0].sum() for a in adv]),
-        ret_sum=tensor([r.sum() for r in ret]),
-        ret_sq=tensor([(r ** 2).sum() for r in ret]),
-        old_logp=tensor([s.logp for s in firsts]))
+    return GroupedRows(batch=encoder.encode([_key(s.observation) for s in firsts]), count=tensor(count),
+                       adv_pos=tensor(adv_pos), adv_neg=tensor(adv_neg), ret_sum=tensor([r.sum() for r in ret]),
+                       ret_sq=tensor([(r ** 2).sum() for r in ret]), old_logp=tensor(old_logp))
 
 
 def ppo_loss(logp: torch.Tensor, values: torch.Tensor, ref_logp: torch.Tensor, rows: GroupedRows,
              index: torch.Tensor, config: PpoConfig, kl_coef: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Returns (loss summed over the decisions the rows stand for, per-term sums) for (G, A) log π, (G,) values and
     (G, A) reference log-probabilities of the rows at `index`."""
-    count = rows.count[index]
-    taken = logp.gather(-1, rows.action[index, None]).squeeze(-1)
-    ratio = torch.exp(taken - rows.old_logp[index])
+    legal = torch.isfinite(logp)
+    safe = logp.masked_fill(~legal, 0.0)
+    ratio = torch.exp(safe - rows.old_logp[index])  # (G, A)
     clipped = ratio.clamp(1 - config.clip, 1 + config.clip)
     pg = -(torch.minimum(ratio, clipped) * rows.adv_pos[index] + torch.maximum(ratio, clipped) * rows.adv_neg[index])
-    value = count * values ** 2 - 2 * values * rows.ret_sum[index] + rows.ret_sq[index]
-    probs = logp.exp()
-    safe = logp.masked_fill(~torch.isfinite(logp), 0.0)
+    n = rows.decisions[index]
+    value = n * values ** 2 - 2 * values * rows.ret_sum[index] + rows.ret_sq[index]
+    probs = safe.exp() * legal
     entropy = -(probs * safe).sum(-1)
-    kl = (probs * (safe - ref_logp.masked_fill(~torch.isfinite(ref_logp), 0.0))).sum(-1)
-    terms = {"pg_loss": pg.sum(), "value_loss": value.sum(), "entropy": (count * entropy).sum(),
-             "kl_ref": (count * kl).sum()}
+    kl = (probs * (safe - ref_logp.masked_fill(~legal, 0.0))).sum(-1)
+    terms = {"pg_loss": pg.sum(), "value_loss": value.sum(), "entropy": (n * entropy).sum(), "kl_ref": (n * kl).sum()}
     loss = (terms["pg_loss"] + config.value_coef * terms["value_loss"] - config.entropy_coef * terms["entropy"]
             + kl_coef * terms["kl_ref"])
     return loss, terms
@@ -294,7 +302,7 @@ def ppo_update(model: Hrm, value_head: ValueHead, reference: Hrm, rows: GroupedR
     rows = rows.to(device)
     generator = torch.Generator().manual_seed(config.seed + round_index)
     kl_coef = config.kl_coef * config.kl_decay ** round_index
-    decisions = float(rows.count.sum())
+    decisions = float(rows.decisions.sum())
     chunks = by_length(rows.batch, config.batch_size)
     with torch.no_grad():  # the fixed reference distribution and the features the critic warms up on
         ref_logp = torch.empty(len(rows), rows.batch["candidates"].shape[1], device=device)
@@ -305,10 +313,10 @@ def ppo_update(model: Hrm, value_head: ValueHead, reference: Hrm, rows: GroupedR
     critic_opt = torch.optim.Adam(critic.parameters(), lr=config.value_lr)
     for _ in range(config.value_warmup_epochs):
         for index in torch.randperm(len(rows), generator=generator).to(device).split(config.batch_size):
-            v = critic(features[index])
-            loss = (rows.count[index] * v ** 2 - 2 * v * rows.ret_sum[index] + rows.ret_sq[index]).sum()
+            v, n = critic(features[index]), rows.decisions[index]
+            loss = (n * v ** 2 - 2 * v * rows.ret_sum[index] + rows.ret_sq[index]).sum()
             critic_opt.zero_grad(set_to_none=True)
-            (loss / float(rows.count[index].sum())).backward()
+            (loss / float(n.sum())).backward()
             critic_opt.step()
     student.train()
     optimizer = torch.optim.AdamW([{"params": student.parameters(), "lr": config.lr},
@@ -323,13 +331,13 @@ def ppo_update(model: Hrm, value_head: ValueHead, reference: Hrm, rows: GroupedR
             logp, state = _forward(student, rows.batch, index)
             loss, terms = ppo_loss(logp, critic(state), ref_logp[index], rows, index, config, kl_coef)
             optimizer.zero_grad(set_to_none=True)
-            (loss / float(rows.count[index].sum())).backward()
+            (loss / float(rows.decisions[index].sum())).backward()
             nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
             optimizer.step()
             for k, v in terms.items():
-                epoch_totals[k] += float(v)
-            with torch.no_grad():
-                taken = logp.gather(-1, rows.action[index, None]).squeeze(-1)
+                epoch_totals[k] += v.item()
+            with torch.no_grad():  # Σ over decisions of log π_old(a|s) − log π(a|s)
+                taken = logp.masked_fill(~torch.isfinite(logp), 0.0)
                 kl_sum += float((rows.count[index] * (rows.old_logp[index] - taken)).sum())
         epochs_run += 1
         totals = epoch_totals

@@ -103,15 +103,15 @@ def _split(encoder: Encoder, decisions: list[DecisionRecord], weights: list[floa
 
 def build_distillation_data(store: ExperienceStore, encoder: Encoder, held_out_fraction: float = 0.2,
                             seed: int = 0, envs: Sequence[str] | None = None, failure_weight: float = 1.0,
-                            distinct: bool = False) -> DistillationData:
+                            distinct: bool = False, up_to: int | None = None) -> DistillationData:
     """Returns the teacher's stored decisions as train/held-out tensors, split by episode with `seed`.
 
     `failure_weight` < 1 down-weights decisions from episodes that did not succeed (outcome weighting). Held-out
     decisions that teach the same thing are one row with a count (evaluation weighs rows by it, so metrics are per
     decision); with `distinct` the training split is merged the same way, so each state the teacher visited is one
-    example however often it was visited.
+    example however often it was visited. `up_to` keeps the decisions up to that id (a resumed run's data).
     """
-    decisions = [d for d in store.decisions() if is_teacher_decision(d) and (envs is None or d.env in envs)]
+    decisions = [d for d in store.decisions(up_to=up_to) if is_teacher_decision(d) and (envs is None or d.env in envs)]
     train_ids, _ = split_episodes([d.episode_id for d in decisions], held_out_fraction, seed)
     outcome = {e.id: e.success for e in store.episodes(finished=True)}
     weights = [1.0 if outcome.get(d.episode_id, True) else failure_weight for d in decisions]

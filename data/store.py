@@ -34,6 +34,11 @@ from data.schema import (
 )
 
 DEFAULT_DB = "runs/aegis.db"
+
+
+def absolute_db(db: str | Path) -> str:
+    """Returns a store location that means the same from any folder: a SQLite path made absolute, a URL unchanged."""
+    return str(db) if "://" in str(db) else str(Path(db).resolve())
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -280,10 +285,19 @@ class ExperienceStore:
         with self._read() as session:
             return int(session.scalar(query))
 
+    def last_decision_id(self) -> int:
+        """Returns the id of the newest stored decision (0 in an empty store)."""
+        with self._read() as session:
+            return int(session.scalar(select(func.max(Decision.id))) or 0)
+
     def decisions(self, env: str | None = None, policy: str | None = None,
-                  episode_ids: Iterable[int] | None = None, chunk: int = 2000) -> Iterator[DecisionRecord]:
-        """Yields stored decisions in the order they were written, filtered by env, policy and episodes."""
+                  episode_ids: Iterable[int] | None = None, chunk: int = 2000,
+                  up_to: int | None = None) -> Iterator[DecisionRecord]:
+        """Yields stored decisions in the order they were written, filtered by env, policy, episodes and the newest
+        decision id (`up_to`, inclusive)."""
         query = _filtered(select(Decision), Decision, env, policy).order_by(Decision.id)
+        if up_to is not None:
+            query = query.where(Decision.id <= up_to)
         if episode_ids is not None:
             query = query.where(Decision.episode_id.in_(list(episode_ids)))
         with self._read() as session:
@@ -422,6 +436,13 @@ class ExperienceStore:
             session.add(run)
             session.flush()
             return run.id
+
+    def resume_training_run(self, run_id: int, config_updates: dict) -> None:
+        """Marks a training run running again (a resumed run), merging `config_updates` into its config."""
+        with self._write() as session:
+            run = session.get(TrainingRun, run_id)
+            run.status, run.error, run.ended_at = "running", None, None
+            run.config = {**(run.config or {}), **config_updates}
 
     def add_run_metrics(self, run_id: int, metrics: dict) -> None:
         """Appends one epoch's (or evaluation's) metrics to a training run."""

@@ -7,6 +7,7 @@ The batch source is a function of the step index, so a resumed run sees exactly 
 """
 
 import functools
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -270,7 +271,7 @@ def evaluate(model: Hrm, batches: Iterable[Batch], loss_type: str = "stablemax",
 
 def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *,
         eval_batches: Callable[[], Iterable[Batch]] | None = None, eval_every: int = 0,
-        checkpoint_path: str | Path | None = None, checkpoint_every: int = 0,
+        checkpoint_path: str | Path | None = None, checkpoint_every: int = 0, checkpoint_seconds: float = 0.0,
         log: MetricsLog | None = None, log_every: int = 50, console: Console | None = None,
         until: Callable[[dict], bool] | None = None,
         evaluator: Callable[[Hrm, Iterable[Batch]], dict[str, float]] | None = None,
@@ -280,7 +281,8 @@ def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *,
 
     `batch_at(step)` gives the batch for a step. Every `eval_every` steps (and at the end) the model is evaluated on
     `eval_batches()` with `evaluator` (token metrics by default) and `on_eval(metrics)` is called; every
-    `checkpoint_every` steps (and at the end) a checkpoint is written, with the entries `checkpoint_extra()` gives
+    `checkpoint_every` steps, every `checkpoint_seconds` of training (so a kill loses minutes at most) and at the end a
+    checkpoint is written, with the entries `checkpoint_extra()` gives
     (a run config, a data cursor). `until(metrics)` may stop the run early (for example once eval exact accuracy
     reaches a target).
     """
@@ -289,6 +291,7 @@ def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *,
                                                mixed_precision=trainer.config.mixed_precision)
     total = trainer.config.total_steps
     last: dict[str, float] = {}
+    saved_at = time.monotonic()
     columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[line]}"))
     with Progress(*columns, console=console, transient=True, disable=rank() != 0) as progress:
@@ -306,8 +309,11 @@ def fit(trainer: Trainer, batch_at: Callable[[int], Batch], *,
                 console.print(format_metrics(last))
                 if log is not None:
                     log.write(last)
-            if checkpoint_path and ((checkpoint_every and trainer.step % checkpoint_every == 0) or done):
+            due = ((checkpoint_every and trainer.step % checkpoint_every == 0)
+                   or (checkpoint_seconds and time.monotonic() - saved_at >= checkpoint_seconds))
+            if checkpoint_path and (due or done):
                 trainer.save(checkpoint_path, **(checkpoint_extra() if checkpoint_extra else {}))
+                saved_at = time.monotonic()
             progress.update(task, completed=trainer.step, line=f"loss {metrics.get('lm_loss', float('nan')):.4f}")
             if until is not None and until(last):
                 if checkpoint_path:

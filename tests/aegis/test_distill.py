@@ -1,8 +1,10 @@
 """Distillation end to end: train_hrm.py as a user runs it, learning to the threshold, activation rules, torchrun."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -108,3 +110,37 @@ def test_held_out_agreement_on_merged_rows_equals_agreement_on_every_decision(tm
     merged = evaluate_agreement(model, batches_by_length(held, 64))
     every = evaluate_agreement(model, batches_by_length(expanded, 64))
     assert merged == pytest.approx(every, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_killed_run_shows_as_interrupted_and_resumes_where_it_stopped_on_the_same_data(tmp_path):
+    db = tmp_path / "aegis.db"
+    oracle_store(db, 300).close()
+    cmd = [sys.executable, "train_hrm.py", "--db", str(db), "--out", str(tmp_path / "models"), "--epochs", "12",
+           "--min-examples", "50", "--checkpoint-minutes", "0.001", *SMALL]
+    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = ExperienceStore(db)
+    deadline = time.time() + 300
+    while not (store.training_runs() and len(store.training_runs()[0].metrics) >= 2) and time.time() < deadline:
+        time.sleep(0.5)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    [run] = store.training_runs()
+    killed_at = run.metrics[-1]["step"]
+    status = subprocess.run([sys.executable, "demo.py", "--db", str(db), "-c", "status"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert f"run {run.id} imitation interrupted" in status.stdout, status.stdout
+
+    VectorRunner(["Taxi-v4"] * 4, store, OracleTeacher(seed=9), seed=9).run(max_decisions=200)  # the store grows
+    resumed = subprocess.run([*cmd[:cmd.index("--epochs")], "--resume", "--min-examples", "50", *SMALL], cwd=ROOT,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming distillation run {run.id} at step" in resumed.stderr
+    [after] = store.training_runs()
+    assert after.id == run.id and after.status == "succeeded"
+    assert after.metrics[0]["step"] < after.metrics[-1]["step"]
+    steps = [m["step"] for m in after.metrics]
+    # continued from its last checkpoint (at most the steps since it, redone), not from step 0
+    assert steps == sorted(steps) and steps[len(run.metrics)] >= killed_at
+    version = store.model_version(after.model_version_id)
+    assert version.metrics["train_decisions"] == run.config["train_decisions"]  # the data it started with

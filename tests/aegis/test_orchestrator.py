@@ -35,8 +35,10 @@ def agent_cmd(tmp_path, *extra: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_run_from_an_empty_store_goes_collect_distil_switch_improve(tmp_path):
-    result = subprocess.run(agent_cmd(tmp_path, "--max-rl-updates", "1"), cwd=ROOT, capture_output=True, text=True,
-                            timeout=900)
+    """Started from another folder with relative paths, as a user might: the distillation child finds the store."""
+    cmd = agent_cmd(tmp_path, "--max-rl-updates", "1")
+    cmd[1:6] = [str(ROOT / "start_training.py"), "--db", "aegis.db", "--out", "models"]
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     store = ExperienceStore(tmp_path / "aegis.db")
     phases = [e.data["phase"] for e in reversed(store.events(limit=200, kind="phase"))]
