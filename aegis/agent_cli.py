@@ -10,7 +10,7 @@ from rich.text import Text
 
 from aegis.orchestrator import AgentConfig, Orchestrator
 from aegis.state import read_rl
-from agent.teacher import TeacherWeightsError
+from agent.gpt2_teacher import TeacherWeightsError
 from data.store import StoreError
 from hrm.cli import parse_args
 

@@ -21,7 +21,7 @@ from aegis.registry import RegistryError, activate
 from aegis.state import this_process
 from agent.student import StudentEncoder, batches_by_length, distillation_loss, evaluate_agreement
 from data.datasets import DistillationData, build_distillation_data
-from data.store import DEFAULT_DB, ExperienceStore, StoreError, absolute_db
+from data.store import DEFAULT_DB, DEFAULT_MODELS, ExperienceStore, StoreError, absolute_db
 from hrm import CheckpointError, Hrm, HrmConfig, TrainConfig, Trainer, fit, pick_device
 from hrm.cli import Range, check_ranges, parse_args
 from hrm.distributed import init_distributed
@@ -88,7 +88,7 @@ class DistillArgs:
     holds its batch slot for up to 8 steps before new examples get in."""
     hidden_size: Annotated[int | None, Range(1)] = None
     """Override the preset's width (smaller students for quick experiments)."""
-    out: str = "runs/models"
+    out: str = DEFAULT_MODELS
     """Folder for run folders (checkpoints and metrics.jsonl)."""
     resume: bool = False
     """Continue the newest unfinished distillation run from its last checkpoint, on the decisions it started with."""

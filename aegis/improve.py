@@ -12,7 +12,7 @@ from agent.envs import make_env
 from agent.evaluation import episode_returns, paired_difference
 from agent.hrm_policy import HrmPolicy
 from agent.ppo import PpoConfig, PpoPolicy, Step, ValueHead, collect_rollouts, gae, group_rows, ppo_update
-from data.store import ExperienceStore, VersionRow
+from data.store import DEFAULT_MODELS, ExperienceStore, VersionRow
 from hrm import Hrm, load_checkpoint, load_model, save_model
 
 
@@ -26,7 +26,7 @@ class ImproveConfig:
     eval_seed: int = 10_000
     noise: float = 2.0
     """A challenger is rejected if, in any env, it trails the champion by more than `noise` standard errors."""
-    out: str = "runs/models"
+    out: str = DEFAULT_MODELS
 
 
 def evaluation_seeds(config: ImproveConfig) -> list[int]:

@@ -27,8 +27,8 @@ from aegis.teachers import make_teacher
 from agent.envs import make_env
 from agent.hrm_policy import HrmPolicy
 from agent.ppo import PpoConfig
-from agent.runner import FinishedEpisode, VectorRunner, observe
-from data.store import ExperienceStore, absolute_db
+from agent.runner import FinishedEpisode, VectorRunner
+from data.store import DEFAULT_MODELS, ExperienceStore, absolute_db
 from hrm.cli import Range, check_ranges
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +107,7 @@ class AgentConfig:
     seed: int = 0
     device: str | None = None
     """Device of the HRM and GPT-2 (default: the best available)."""
-    out: str = "runs/models"
+    out: str = DEFAULT_MODELS
     """Folder for checkpoints."""
 
     def __post_init__(self):
@@ -160,7 +160,7 @@ class Orchestrator:
         self.teacher = make_teacher(c.teacher, seed=c.seed, temperature=c.temperature, device=c.device)
         canary_env = make_env(self.env_names[0])
         canary_env.reset(seed=0)
-        self.slot = PolicySlot(self.store, self.teacher, observe(canary_env), device=c.device)
+        self.slot = PolicySlot(self.store, self.teacher, canary_env.observe(), device=c.device)
         self.slot.sync()
         slots = [self.env_names[i % len(self.env_names)] for i in range(c.num_envs)]
         self.runner = VectorRunner(slots, self.store, self.slot.policy, seed=c.seed + int(time.time()) % 100_000)

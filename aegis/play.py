@@ -8,7 +8,7 @@ import numpy as np
 
 from agent.envs import make_env
 from agent.policy import Policy
-from agent.runner import Game, observe, step_and_record
+from agent.runner import Game, step_and_record
 from data.store import EpisodeEnd, EpisodeStart, ExperienceStore
 
 BATCH = 32  # envs stepped in lockstep: one policy call per step for the whole batch
@@ -25,7 +25,7 @@ def play_episodes(store: ExperienceStore, policy: Policy, env: str, episodes: in
         for game, seed in zip(games, seeds, strict=True):
             game.env.reset(seed=seed)
         live = list(range(len(games)))
-        observations = [observe(game.env) for game in games]
+        observations = [game.env.observe() for game in games]
         decisions = policy.decide(observations, greedy=True)  # first, so a policy that cannot act opens no episode
         ids = store.start_episodes([EpisodeStart(env, seed, policy.name, policy.version) for seed in seeds])
         for game, episode_id in zip(games, ids, strict=True):
@@ -42,6 +42,6 @@ def play_episodes(store: ExperienceStore, policy: Policy, env: str, episodes: in
             store.record_step(records, endings)
             ended += endings
             live = still
-            observations = [observe(games[i].env) for i in live]
+            observations = [games[i].env.observe() for i in live]
             decisions = policy.decide(observations, greedy=True) if live else []
     return ended

@@ -29,7 +29,6 @@ from aegis import views
 from aegis.play import Game, play_episodes
 from agent.envs import ENV_NAMES, make_env
 from agent.policy import Policy
-from agent.runner import observe
 from data.store import DEFAULT_DB, ExperienceStore, StoreError
 
 HISTORY = "~/.aegis_history"
@@ -240,7 +239,7 @@ class Repl:
             game = self.games[env] = Game(make_env(env))
             game.env.reset(seed=int(args[1]) if len(args) == 2 else int(self.rng.integers(0, 2**31 - 1)))
         game = self.games[env]
-        obs = observe(game.env)
+        obs = game.env.observe()
         try:
             [decision] = policy.decide([obs], greedy=True)
         except ValueError as e:  # e.g. the oracle in an env without known optimal values

@@ -1,12 +1,12 @@
 """Teacher specs as a user types them (`--teacher gpt2|distilgpt2|gpt2-medium|PATH|tiny|oracle|oracle:EPS`)."""
 
+from agent.gpt2_teacher import Gpt2Teacher
 from agent.oracle import OracleTeacher
 from agent.policy import Policy
-from agent.teacher import Gpt2Teacher
 
 
 def make_teacher(spec: str, seed: int = 0, temperature: float = 1.0, device: str | None = None) -> Policy:
-    """Returns the teacher policy for `spec`; raises agent.teacher.TeacherWeightsError or ValueError if it cannot."""
+    """Returns the teacher policy for `spec`; raises TeacherWeightsError (agent.gpt2_teacher) or ValueError."""
     if spec == "oracle" or spec.startswith("oracle:"):
         epsilon = 0.0
         if spec != "oracle":

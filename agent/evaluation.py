@@ -6,7 +6,6 @@ import numpy as np
 
 from agent.envs import make_env
 from agent.policy import Policy
-from agent.runner import observe
 
 
 def episode_returns(policy: Policy, env_name: str, seeds: Sequence[int], greedy: bool = True,
@@ -25,7 +24,7 @@ def episode_returns(policy: Policy, env_name: str, seeds: Sequence[int], greedy:
             env.reset(seed=int(seeds[i]))
         live = list(range(len(chunk)))
         while live:
-            observations = {j: observe(envs[j]) for j in live}
+            observations = {j: envs[j].observe() for j in live}
             if greedy:
                 keys = {j: (o.text, o.legal_actions, o.task_id) for j, o in observations.items()}
                 new = list({keys[j]: j for j in live if keys[j] not in known}.values())

@@ -26,7 +26,7 @@ from torch import nn
 
 from agent.envs import TextEnv
 from agent.policy import Decision, Observation, softmax
-from agent.runner import Game, observe, step_and_record
+from agent.runner import Game, step_and_record
 from agent.student import StudentEncoder, acting_log_probs, by_length
 from data.store import EpisodeStart, ExperienceStore
 from hrm import Hrm
@@ -169,7 +169,7 @@ def collect_rollouts(policy: PpoPolicy, envs: Sequence[TextEnv], store: Experien
     start(games)
     live, steps = list(games), []
     while live:
-        observations = [observe(g.env) for g in live]
+        observations = [g.env.observe() for g in live]
         records, endings, ended = [], [], []
         for game, obs, (probs, value) in zip(live, observations, policy.evaluate(observations), strict=True):
             decision = policy.choose(probs)
@@ -181,7 +181,7 @@ def collect_rollouts(policy: PpoPolicy, envs: Sequence[TextEnv], store: Experien
                 endings.append(ending)
                 ended.append(game)
                 if record.truncated and not record.terminated:
-                    steps[-1].cut_value = policy.evaluate([observe(game.env)])[0][1]
+                    steps[-1].cut_value = policy.evaluate([game.env.observe()])[0][1]
         budget_left = len(steps) < decisions
         if budget_left and ended:
             # the restarted episodes are opened in the same transaction as the step's decisions

@@ -1,4 +1,4 @@
-"""The text a policy reads: the teacher's full prompt and the student's compact input."""
+"""The GPT-2 teacher's prompt (the HRM student reads a compact input instead: agent/student.py)."""
 
 from agent.policy import Observation
 

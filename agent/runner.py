@@ -16,12 +16,6 @@ from agent.prompts import teacher_prompt
 from data.store import DecisionRecord, EpisodeEnd, EpisodeStart, ExperienceStore
 
 
-def observe(env: TextEnv) -> Observation:
-    """Returns what a policy sees of `env` now."""
-    return Observation(env.name, env.task_id, env.observation_text(), tuple(env.legal_actions()), env.state,
-                       task=env.task_description())
-
-
 @dataclass
 class FinishedEpisode:
     """An episode the runner closed."""
@@ -92,7 +86,7 @@ class VectorRunner:
     def step(self) -> list[FinishedEpisode]:
         """Runs one lockstep step of every env; returns the episodes that ended in it."""
         policy = self.policy
-        observations = [observe(slot.env) for slot in self.slots]
+        observations = [slot.env.observe() for slot in self.slots]
         decisions = policy.decide(observations, greedy=self.greedy)
         records, endings, starts, finished, restarted = [], [], [], [], []
         for slot, obs, decision in zip(self.slots, observations, decisions, strict=True):

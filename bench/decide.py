@@ -19,9 +19,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.envs import make_env  # noqa: E402
+from agent.gpt2_teacher import Gpt2Teacher  # noqa: E402
 from agent.hrm_policy import HrmPolicy  # noqa: E402
-from agent.runner import observe  # noqa: E402
-from agent.teacher import Gpt2Teacher  # noqa: E402
 from hrm import Hrm, HrmConfig  # noqa: E402
 
 
@@ -31,7 +30,7 @@ def observations(n: int) -> list:
     for i in range(n):
         env = make_env("Taxi-v4" if i % 2 == 0 else "FrozenLake-v1")
         env.reset(seed=i)
-        out.append(observe(env))
+        out.append(env.observe())
     return out
 
 

@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agent.envs import make_env  # noqa: E402
 from agent.hrm_policy import HrmPolicy  # noqa: E402
 from agent.ppo import PpoConfig, PpoPolicy, ValueHead, collect_rollouts, gae, group_rows, ppo_update  # noqa: E402
-from agent.runner import observe  # noqa: E402
 from data.store import ExperienceStore  # noqa: E402
 from hrm import Hrm, HrmConfig, load_model  # noqa: E402
 
@@ -44,7 +43,7 @@ def acting_only(model: Hrm, per_env: int, seconds: float) -> float:
     envs, steps = games(per_env), 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        decisions = policy.decide([observe(env) for env in envs])
+        decisions = policy.decide([env.observe() for env in envs])
         for i, (env, decision) in enumerate(zip(envs, decisions, strict=True)):
             _, _, terminated, truncated, _ = env.step(decision.action)
             if terminated or truncated:

@@ -17,9 +17,9 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.gpt2_teacher import Gpt2Teacher  # noqa: E402
 from agent.policy import Observation  # noqa: E402
 from agent.prompts import teacher_prompt  # noqa: E402
-from agent.teacher import Gpt2Teacher  # noqa: E402
 from data.tokenizer import gpt2_tokenizer  # noqa: E402
 
 ACTIONS = ("south", "north", "east", "west", "pickup", "dropoff")

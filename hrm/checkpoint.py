@@ -1,10 +1,14 @@
-"""Checkpoint files: written atomically (temp file + rename), read with `weights_only=True`."""
+"""Checkpoint files: written atomically (temp file + rename), read with `weights_only=True`; model-only
+checkpoints (weights + model config) for serving and the agent."""
 
 import os
 import tempfile
 from pathlib import Path
 
 import torch
+
+from hrm.device import pick_device
+from hrm.model import Hrm, HrmConfig
 
 
 class CheckpointError(RuntimeError):
@@ -40,3 +44,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} does not hold a state dict")
     return state
+
+
+def model_config_from(state: dict, path: str | Path = "checkpoint") -> HrmConfig:
+    """Returns the HrmConfig stored in a checkpoint state."""
+    try:
+        return HrmConfig(**state["model_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} has no usable model config ({e})") from e
+
+
+def save_model(model: Hrm, path: str | Path, **extra) -> Path:
+    """Writes a model-only checkpoint (weights + model config, readable by load_model) atomically; returns it."""
+    return save_checkpoint(path, {"model": model.state_dict(), "model_config": model.config.to_dict(), **extra})
+
+
+def load_model(path: str | Path, device: torch.device | str | None = None) -> Hrm:
+    """Returns the HRM stored in a checkpoint, in eval mode on `device`."""
+    state = load_checkpoint(path)
+    model = Hrm(model_config_from(state, path))
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path} does not match its model config ({str(e).splitlines()[0]})") from e
+    device = device if isinstance(device, torch.device) else pick_device(device)
+    return model.to(device).eval()

@@ -1,6 +1,6 @@
 """Typed command lines: a dataclass is the configuration, its field docstrings are the --help text.
 
-One mechanism for every entry point (habit 2 of STYLE.md). `parse_args(Args, argv)` accepts `--lr 3e-4`,
+One mechanism for every entry point. `parse_args(Args, argv)` accepts `--lr 3e-4`,
 `--lr=3e-4` and, for booleans, `--dry-run` / `--no-dry-run`. Bad values end in argparse's one-line error, exit 2.
 `split_key_values` + `typed_values` read the seeds' `key=value` form into the same dataclasses.
 

@@ -28,10 +28,9 @@ import onnxruntime
 import torch
 from torch import nn
 
-from hrm.checkpoint import CheckpointError
+from hrm.checkpoint import CheckpointError, load_model
 from hrm.cli import parse_args
 from hrm.model import Hrm, HrmConfig
-from hrm.trainer import load_model
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
 PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_libtorch"}

@@ -28,14 +28,14 @@ from rich.console import Console
 import hrm.layers
 import hrm.losses
 import hrm.model
-from hrm.checkpoint import CheckpointError, load_checkpoint
+from hrm.checkpoint import CheckpointError, load_checkpoint, model_config_from
 from hrm.cli import ConfigError, key_value_help, split_key_values, typed_values
 from hrm.device import pick_device
 from hrm.distributed import gather_objects, init_distributed, shutdown_distributed
 from hrm.model import Hrm, HrmConfig
 from hrm.puzzles.dataset import DatasetError, PuzzleDataset, PuzzleMetadata, load_metadata
 from hrm.runlog import MetricsLog, format_metrics
-from hrm.trainer import TrainConfig, Trainer, fit, model_config_from
+from hrm.trainer import TrainConfig, Trainer, fit
 
 PROG = "python -m hrm.pretrain"
 

@@ -16,11 +16,11 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hrm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hrm.checkpoint import CheckpointError, load_checkpoint, model_config_from, save_checkpoint
 from hrm.device import autocast, pick_device
 from hrm.distributed import average_gradients, broadcast_module, gather_objects, rank, sum_metrics, world_size
 from hrm.losses import IGNORE_INDEX, TOKEN_LOSSES, act_loss
-from hrm.model import Carry, Hrm, HrmConfig, HrmOutput
+from hrm.model import Carry, Hrm, HrmOutput
 from hrm.optim import AdamATan2, SignSGD, warmup_cosine
 from hrm.runlog import MetricsLog, format_metrics
 
@@ -198,14 +198,6 @@ class Trainer:
         return trainer
 
 
-def model_config_from(state: dict, path: str | Path = "checkpoint") -> HrmConfig:
-    """Returns the HrmConfig stored in a checkpoint state."""
-    try:
-        return HrmConfig(**state["model_config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} has no usable model config ({e})") from e
-
-
 def train_config_from(state: dict, path: str | Path = "checkpoint") -> TrainConfig:
     """Returns the TrainConfig stored in a checkpoint state."""
     known = {f.name for f in fields(TrainConfig)}
@@ -214,23 +206,6 @@ def train_config_from(state: dict, path: str | Path = "checkpoint") -> TrainConf
         return TrainConfig(**{k: tuple(v) if k == "betas" else v for k, v in raw.items() if k in known})
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path} has no usable train config ({e})") from e
-
-
-def save_model(model: Hrm, path: str | Path, **extra) -> Path:
-    """Writes a model-only checkpoint (weights + model config, readable by load_model) atomically; returns it."""
-    return save_checkpoint(path, {"model": model.state_dict(), "model_config": model.config.to_dict(), **extra})
-
-
-def load_model(path: str | Path, device: torch.device | str | None = None) -> Hrm:
-    """Returns the HRM stored in a checkpoint, in eval mode on `device`."""
-    state = load_checkpoint(path)
-    model = Hrm(model_config_from(state, path))
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint {path} does not match its model config ({str(e).splitlines()[0]})") from e
-    device = device if isinstance(device, torch.device) else pick_device(device)
-    return model.to(device).eval()
 
 
 @torch.no_grad()

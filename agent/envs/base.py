@@ -8,6 +8,7 @@ import gymnasium
 import numpy as np
 
 from agent.envs.value_iteration import Solution, TabularModel, solve
+from agent.policy import Observation
 
 
 class TextEnv(ABC):
@@ -55,6 +56,11 @@ class TextEnv(ABC):
     @abstractmethod
     def render_text(self, state: Hashable) -> str:
         """Return the plain-text rendering of any observation `state` of this env."""
+
+    def observe(self) -> Observation:
+        """Returns what a policy sees of the env now: its text, legal actions, task id and raw state."""
+        return Observation(self.name, self.task_id, self.observation_text(), tuple(self.legal_actions()), self.state,
+                           task=self.task_description())
 
     def legal_actions(self) -> list[str]:
         """Return the names of the actions allowed now (every action, in these envs)."""

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from agent.envs import make_env
-from agent.runner import observe
 from hrm import Hrm, HrmConfig, TrainConfig, Trainer
 
 
@@ -31,4 +30,4 @@ def canary():
     """A real observation every new model must answer."""
     env = make_env("Taxi-v4")
     env.reset(seed=0)
-    return observe(env)
+    return env.observe()

@@ -7,7 +7,6 @@ import torch
 from agent.envs import TextEnv, make_env
 from agent.hrm_policy import HrmPolicy
 from agent.ppo import PpoConfig, PpoPolicy, ValueHead, collect_rollouts, gae, group_rows, ppo_loss, ppo_update
-from agent.runner import observe
 from agent.student import acting_log_probs
 from data.store import ExperienceStore
 from hrm import Hrm, HrmConfig
@@ -30,7 +29,7 @@ def taxi_observations(n: int) -> list:
     for seed in range(n):
         env = make_env("Taxi-v4")
         env.reset(seed=seed)
-        out.append(observe(env))
+        out.append(env.observe())
     return out
 
 
@@ -146,7 +145,7 @@ def greedy_return(policy: PpoPolicy) -> float:
     env.reset(seed=0)
     total, done = 0.0, False
     while not done:
-        [decision] = policy.decide([observe(env)], greedy=True)
+        [decision] = policy.decide([env.observe()], greedy=True)
         _, reward, terminated, truncated, _ = env.step(decision.action)
         total, done = total + reward, terminated or truncated
     return total
@@ -180,4 +179,4 @@ def _at(cell: int):
     env = corridor()
     env.reset(seed=0)
     env.state = cell
-    return observe(env)
+    return env.observe()

@@ -71,3 +71,10 @@ def test_underlying_env_passes_gymnasium_check_env(name):
 
 def test_docstring_example_runs():
     assert doctest.testmod(agent.envs.base).failed == 0
+
+
+def test_every_task_id_has_a_row_in_the_students_task_embedding():
+    from hrm import HrmConfig
+
+    assert MAX_TASKS == HrmConfig.preset("agent-29m").num_tasks
+    assert max(TASK_IDS.values()) < MAX_TASKS

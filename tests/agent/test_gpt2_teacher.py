@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from agent.gpt2_teacher import Gpt2Teacher, TeacherWeightsError, load_gpt2
 from agent.policy import Observation
 from agent.prompts import teacher_prompt
-from agent.teacher import Gpt2Teacher, TeacherWeightsError, load_gpt2
 from data.tokenizer import gpt2_tokenizer
 
 TAXI = ("south", "north", "east", "west", "pickup", "dropoff")
@@ -69,7 +69,7 @@ def test_missing_weights_name_the_choices(tmp_path):
 
 
 def test_unreachable_hub_gives_the_clear_error_offline():
-    code = "from agent.teacher import load_gpt2; load_gpt2('distilgpt2')"
+    code = "from agent.gpt2_teacher import load_gpt2; load_gpt2('distilgpt2')"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode != 0
