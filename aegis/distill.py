@@ -66,6 +66,9 @@ class DistillArgs:
     """Gradient-norm clip (0 disables)."""
     threshold: Annotated[float, Range(0, 1)] = 0.70
     """Held-out agreement with the teacher at which the model is activated."""
+    patience: Annotated[int, Range(1)] = 5
+    """Stop early at an evaluation that reaches --threshold when the best held-out agreement has not improved for
+    this many epochs (the student stopped getting better; RL takes over sooner). --epochs stays the bound."""
     activate: bool = True
     """Activate the model when it reaches the threshold (--no-activate only registers it)."""
     min_examples: Annotated[int, Range(1)] = 100
@@ -252,8 +255,20 @@ def train_student(args: DistillArgs) -> tuple[int, Path, dict, ExperienceStore] 
             reached.update(seconds_to_threshold=time.perf_counter() - started, epoch_to_threshold=epoch)
         store.add_run_metrics(run_id, {"epoch": round(epoch, 3), **metrics})
 
+    best = {"agreement": -1.0, "stale": 0}
+
+    def plateaued(metrics: dict) -> bool:
+        """True at an evaluation at or above the threshold after `patience` epochs without a new best."""
+        if "eval_agreement" not in metrics:
+            return False
+        if metrics["eval_agreement"] > best["agreement"]:
+            best.update(agreement=metrics["eval_agreement"], stale=0)
+        else:
+            best["stale"] += 1
+        return metrics["eval_agreement"] >= args.threshold and best["stale"] >= args.patience
+
     try:
-        fit(trainer, batch_at, eval_batches=lambda: held_out, eval_every=steps_per_epoch,
+        fit(trainer, batch_at, eval_batches=lambda: held_out, eval_every=steps_per_epoch, until=plateaued,
             checkpoint_path=run_dir / "last.pt", checkpoint_every=5 * steps_per_epoch,
             checkpoint_seconds=args.checkpoint_minutes * 60,
             log=MetricsLog(run_dir / "metrics.jsonl") if info.is_main else None, log_every=args.log_every,

@@ -65,6 +65,8 @@ class AgentConfig:
     """Distillation: the student's ACT bound (None: the preset's)."""
     distill_hidden_size: Annotated[int | None, Range(1)] = DistillArgs.hidden_size
     """Distillation: the student's width (None: the preset's; smaller for quick experiments)."""
+    distill_patience: Annotated[int, Range(1)] = DistillArgs.patience
+    """Distillation: stop once at the threshold and the best agreement has not improved for this many epochs."""
     distill_min_examples: Annotated[int, Range(1)] = DistillArgs.min_examples
     """Distillation: fewer usable teacher decisions than this is an error."""
     collect_while_distilling: bool = False
@@ -121,7 +123,7 @@ class AgentConfig:
         """Returns the train_hrm.py options that carry this config's distillation settings."""
         flags = ["--epochs", str(self.distill_epochs), "--batch-size", str(self.distill_batch_size), "--lr",
                  str(self.distill_lr), "--distinct" if self.distill_distinct else "--no-distinct", "--min-examples",
-                 str(self.distill_min_examples)]
+                 str(self.distill_min_examples), "--patience", str(self.distill_patience)]
         if self.distill_halt_max_steps is not None:
             flags += ["--halt-max-steps", str(self.distill_halt_max_steps)]
         if self.distill_hidden_size is not None:
