@@ -99,6 +99,8 @@ class DistillArgs:
     """Minutes of training between checkpoints (also one every 5 epochs and at the end): a kill loses no more."""
     log_every: Annotated[int, Range(1)] = 10
     """Steps between metric lines."""
+    tensorboard: str | None = None
+    """Also write the metrics (metrics.jsonl's) as TensorBoard scalars to this folder."""
     dry_run: bool = False
     """Build the model, run one forward/backward on random tokens, print the parameter count and the loss."""
 
@@ -271,7 +273,8 @@ def train_student(args: DistillArgs) -> tuple[int, Path, dict, ExperienceStore] 
         fit(trainer, batch_at, eval_batches=lambda: held_out, eval_every=steps_per_epoch, until=plateaued,
             checkpoint_path=run_dir / "last.pt", checkpoint_every=5 * steps_per_epoch,
             checkpoint_seconds=args.checkpoint_minutes * 60,
-            log=MetricsLog(run_dir / "metrics.jsonl") if info.is_main else None, log_every=args.log_every,
+            log=MetricsLog(run_dir / "metrics.jsonl", args.tensorboard) if info.is_main else None,
+            log_every=args.log_every,
             console=console, on_eval=on_eval,
             evaluator=lambda model, batches: evaluate_agreement(model, batches, adaptive=True,
                                                                 mixed_precision=precision))

@@ -30,6 +30,7 @@ from agent.ppo import PpoConfig
 from agent.runner import FinishedEpisode, VectorRunner
 from data.store import DEFAULT_MODELS, ExperienceStore, absolute_db
 from hrm.cli import Range, check_ranges
+from hrm.runlog import MetricsLog
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("collect", "distil", "switch", "improve")
@@ -110,7 +111,9 @@ class AgentConfig:
     device: str | None = None
     """Device of the HRM and GPT-2 (default: the best available)."""
     out: str = DEFAULT_MODELS
-    """Folder for checkpoints."""
+    """Folder for checkpoints (logs go to its sibling logs/: the distillation child's output, rl-rounds.jsonl)."""
+    tensorboard: str | None = None
+    """Also write distillation's and the RL rounds' metrics as TensorBoard scalars under this folder."""
 
     def __post_init__(self):
         check_ranges(self)  # a config built in code gets the same one-line refusal as a flag
@@ -118,6 +121,7 @@ class AgentConfig:
         # checkpoint paths then mean the same files wherever they are read from.
         self.db = absolute_db(self.db)
         self.out = str(Path(self.out).resolve())
+        self.tensorboard = str(Path(self.tensorboard).resolve()) if self.tensorboard else None
 
     def distill_flags(self) -> list[str]:
         """Returns the train_hrm.py options that carry this config's distillation settings."""
@@ -128,6 +132,8 @@ class AgentConfig:
             flags += ["--halt-max-steps", str(self.distill_halt_max_steps)]
         if self.distill_hidden_size is not None:
             flags += ["--hidden-size", str(self.distill_hidden_size)]
+        if self.tensorboard is not None:
+            flags += ["--tensorboard", str(Path(self.tensorboard) / "distill")]
         return flags
 
     def ppo_config(self) -> PpoConfig:
@@ -170,6 +176,8 @@ class Orchestrator:
         self.child_log: Path | None = None
         self.decisions = self.store.count_decisions()
         self.improve = ImproveConfig(ppo=c.ppo_config(), eval_episodes=c.eval_episodes, out=c.out)
+        self.rl_log = MetricsLog(Path(c.out).parent / "logs" / "rl-rounds.jsonl",
+                                 Path(c.tensorboard) / "rl" if c.tensorboard else None)
         self.recent: dict[tuple[str, str], deque] = {}
         self.started = time.time()
         self.run_episodes = self.run_decisions = self.run_rl_updates = 0
@@ -287,6 +295,8 @@ class Orchestrator:
                          **{f"{env} return": report[env]["challenger"] for env in self.env_names},
                          **{k: report[k] for k in ("approx_kl", "entropy", "value_loss", "kl_ref")}}
         write_rl(self.store, progress)
+        self.rl_log.write({"step": progress.rounds, **{k: v for k, v in report.items() if isinstance(v, int | float)},
+                           **{f"{env}/{k}": v for env in self.env_names for k, v in report[env].items()}})
         self._sync_policy()
 
     # --- the loop -------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import argparse
 import difflib
 import shlex
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,10 @@ from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
 from aegis import views
-from aegis.play import Game, play_episodes
+from aegis.play import play_episodes
 from agent.envs import ENV_NAMES, make_env
 from agent.policy import Policy
+from agent.runner import Game
 from data.store import DEFAULT_DB, ExperienceStore, StoreError
 
 HISTORY = "~/.aegis_history"
@@ -278,6 +280,16 @@ class Repl:
             return
         self.console.print(views.events_table(events))
 
+    def plot(self, args: list[str]) -> None:
+        """Writes the learning curves (all envs, or ENV) as a PNG beside the store and prints its path."""
+        from aegis.plots import save_learning_curves  # matplotlib loads only when a picture is asked for
+
+        envs = [env_name(args[0])] if args else None
+        folder = Path(self.store.url.removeprefix("sqlite:///")).parent if self.store.url.startswith(
+            "sqlite:///") else Path("runs")
+        path = folder / "plots" / f"curves-{time.strftime('%Y%m%d-%H%M%S')}.png"
+        self.print(f"learning curves: {save_learning_curves(self.store, path, envs)}")
+
     def help(self, args: list[str]) -> None:
         """Prints the commands, or one command's usage."""
         if args:
@@ -308,11 +320,13 @@ COMMANDS: dict[str, Command] = {
     "run": Command(Repl.run, "run ENV [N]",
                    f"play N episodes (10, at most {MAX_EPISODES}) greedily with the acting policy, recorded", 2, 1),
     "events": Command(Repl.events, "events [N]", "the N latest events (20), newest first", 1),
+    "plot": Command(Repl.plot, "plot [ENV]",
+                    "write a PNG of returns over decisions (teacher → HRM → RL), distillation and RL rounds", 1),
     "help": Command(Repl.help, "help [COMMAND]", "this list, or one command's usage", 1),
     "quit": Command(Repl.quit, "quit", "leave (also `exit` or Ctrl-D)"),
     "exit": Command(Repl.quit, "exit", "leave"),
 }
-ENV_COMMANDS = ("episodes", "decide", "run")
+ENV_COMMANDS = ("episodes", "decide", "run", "plot")
 
 
 class ReplCompleter(Completer):

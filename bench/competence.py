@@ -31,6 +31,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aegis.orchestrator import AgentConfig, Orchestrator  # noqa: E402
+from aegis.plots import save_learning_curves  # noqa: E402
 from aegis.state import read_rl  # noqa: E402
 from aegis.teachers import make_teacher  # noqa: E402
 from agent.envs import make_env  # noqa: E402
@@ -161,6 +162,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (the agent's --device)")
     parser.add_argument("--out", default="runs/bench-competence", help="folder of one store and run per start")
     parser.add_argument("--eval-only", action="store_true", help="score the stores already in --out")
+    parser.add_argument("--plot", action="store_true", help="also write each start's learning curves (curves.png)")
     args = parser.parse_args()
     out = Path(args.out)
     starts = args.starts.split(",")
@@ -187,6 +189,8 @@ def main() -> None:
                   "teacher_states": summary["teacher_states"],
                   "rl_accepted": summary["rl_accepted"], "rl_rejected": summary["rl_rejected"], "rl_rounds": rounds}
         (folder / "results.json").write_text(json.dumps(report, indent=2))
+        if args.plot:
+            console.print(f"learning curves: {save_learning_curves(store, folder / 'curves.png', list(ENVS))}")
         console.print(f"results: {folder / 'results.json'}")
 
 

@@ -83,6 +83,8 @@ class PretrainConfig:
     """Steps between training metric lines."""
     wandb: bool = False
     """Also log to Weights & Biases (needs `pip install wandb`)."""
+    tensorboard: str | None = None
+    """Also write the metrics as TensorBoard scalars to this folder."""
     project_name: str | None = None
     """W&B project (default: "<dataset> HRM")."""
     run_name: str | None = None
@@ -170,8 +172,8 @@ def name_run(config: PretrainConfig) -> PretrainConfig:
 class PretrainLog(MetricsLog):
     """The run's metrics: JSONL records with the epoch added, mirrored to Weights & Biases when asked for."""
 
-    def __init__(self, path: Path, data: PuzzleDataset, wandb_run=None):
-        super().__init__(path)
+    def __init__(self, path: Path, data: PuzzleDataset, wandb_run=None, tensorboard: str | None = None):
+        super().__init__(path, tensorboard)
         self.data, self.wandb_run = data, wandb_run
 
     def write(self, record: dict) -> None:
@@ -234,7 +236,7 @@ def pretrain(config: PretrainConfig, console: Console | None = None) -> tuple[Tr
         if trainer.step >= total_steps:
             console.print(f"{PROG}: {config.resume} is already at step {trainer.step} of {total_steps}; "
                           f"give a larger epochs= to train on")
-    log = PretrainLog(run_dir / "metrics.jsonl", train, wandb_run) if info.is_main else None
+    log = PretrainLog(run_dir / "metrics.jsonl", train, wandb_run, config.tensorboard) if info.is_main else None
 
     def checkpoint_extra() -> dict:
         return {"pretrain_config": asdict(config),

@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agent.oracle import OracleTeacher
 from agent.runner import VectorRunner
@@ -36,9 +37,12 @@ def test_train_hrm_registers_a_version_from_the_store(tmp_path):
     db = tmp_path / "aegis.db"
     oracle_store(db, 160).close()
     result = train_hrm("--db", str(db), "--out", str(tmp_path / "models"), "--epochs", "1", "--min-examples", "50",
-                       "--threshold", "1.01", *SMALL)
+                       "--threshold", "1.01", "--tensorboard", str(tmp_path / "tb"), *SMALL)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "version 1: held-out agreement" in result.stdout
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert {"lm_loss", "eval_agreement"} <= set(events.Tags()["scalars"])  # what metrics.jsonl holds
     assert "below the 101% threshold; the teacher keeps acting" in result.stdout
     store = ExperienceStore(db)
     [version] = store.model_versions()
