@@ -30,7 +30,7 @@ from hrm.export import export, random_batch  # noqa: E402
 def time_decisions(model: Hrm, session: onnxruntime.InferenceSession, batch: dict[str, torch.Tensor],
                    repeats: int) -> tuple[float, float]:
     """Returns the median ms of one decision call on `batch`: (PyTorch eager, ONNX Runtime)."""
-    feeds = {"inputs": batch["inputs"].numpy(), "task_ids": batch["task_ids"].numpy()}
+    feeds = {name: batch[name].numpy() for name in ("inputs", "task_ids", "lengths")}
     runs = {"torch": lambda: model.predict(batch, adaptive=True), "ort": lambda: session.run(None, feeds)}
     times = {name: [] for name in runs}
     for call in runs.values():  # one warm-up call each

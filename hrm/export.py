@@ -48,7 +48,10 @@ class ExportError(RuntimeError):
 class ExportableHrm(nn.Module):
     """`Hrm.predict(adaptive=True)` as a static graph: max_steps segments unrolled, halting as masks.
 
-    forward(inputs (B, T) int64, task_ids (B,) int64) -> (logits (B, output_len, V) fp32, steps (B,) int32).
+    forward(inputs (B, T) int64, task_ids (B,) int64, lengths (B,) int64) -> (logits (B, output_len, V) fp32,
+    steps (B,) int32). `lengths` counts each row's real tokens at the end of `inputs` (the agent's left-padded
+    inputs; T for rows without padding): the graph masks the padding out of attention instead of trimming it, which
+    gives `Hrm.predict`'s outputs for a batch with "lengths".
     """
 
     def __init__(self, model: Hrm, max_steps: int | None = None):
@@ -58,16 +61,22 @@ class ExportableHrm(nn.Module):
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
 
-    def forward(self, inputs: torch.Tensor, task_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, inputs: torch.Tensor, task_ids: torch.Tensor,
+                lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
         x = m.embed(inputs, task_ids)  # (B, P+T, D)
+        mask = None  # (B, P+T) bool: the prefix and each row's real tokens; none without a task prefix (as predict)
+        if m.config.task_emb_len > 0:
+            columns = torch.arange(inputs.shape[1], device=inputs.device)
+            real = columns >= inputs.shape[1] - lengths.unsqueeze(-1)  # (B, T)
+            mask = torch.cat((torch.ones_like(real[:, :m.config.task_emb_len]), real), dim=1)
         z_H, z_L = m.H_init.expand_as(x), m.L_init.expand_as(x)
         answer_state = z_H  # (B, P+T, D): z_H of the segment where each row halted
         # *_like, not torch.zeros(B, device=...): a traced device would pin the TorchScript module to the CPU.
         halted = torch.zeros_like(task_ids, dtype=torch.bool)  # (B,)
         steps = torch.zeros_like(task_ids, dtype=torch.int32)  # (B,)
         for step in range(1, self.max_steps + 1):
-            z_H, z_L = m.segment(z_H, z_L, x)
+            z_H, z_L = m.segment(z_H, z_L, x, mask)
             q_halt, q_continue = m.q_values(z_H)
             answer_state = torch.where(halted.view(-1, 1, 1), answer_state, z_H)
             steps = torch.where(halted, steps, step)
@@ -90,7 +99,8 @@ def tensor_specs(config: HrmConfig, fmt: str) -> tuple[list[TensorSpec], list[Te
     # TorchScript has no output names, so Triton's PyTorch backend binds tensors by the `<name>__<index>` convention.
     suffix = (lambda i: f"__{i}") if fmt == "torchscript" else (lambda i: "")
     inputs = [TensorSpec("inputs" + suffix(0), "TYPE_INT64", (config.seq_len,)),
-              TensorSpec("task_ids" + suffix(1), "TYPE_INT64", ())]
+              TensorSpec("task_ids" + suffix(1), "TYPE_INT64", ()),
+              TensorSpec("lengths" + suffix(2), "TYPE_INT64", ())]
     outputs = [TensorSpec("logits" + suffix(0), "TYPE_FP32", (config.output_len, config.vocab_size)),
                TensorSpec("steps" + suffix(1), "TYPE_INT32", ())]
     return inputs, outputs
@@ -123,14 +133,16 @@ def patterned_batch(config: HrmConfig, batch_size: int = 4) -> dict[str, torch.T
     patterns = [torch.zeros_like(grid), torch.full_like(grid, config.vocab_size - 1), grid,
                 torch.where(position % 2 == 0, grid, 0)]
     inputs = torch.stack([patterns[i % len(patterns)] for i in range(batch_size)])  # (B, T)
-    return {"inputs": inputs, "task_ids": torch.arange(batch_size) % config.num_tasks}
+    return {"inputs": inputs, "task_ids": torch.arange(batch_size) % config.num_tasks,
+            "lengths": torch.full((batch_size,), config.seq_len)}
 
 
 def random_batch(config: HrmConfig, batch_size: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Returns uniformly random token ids and task ids."""
+    """Returns uniformly random token ids, task ids and lengths (real tokens at the end of each row)."""
     g = torch.Generator().manual_seed(seed)
     return {"inputs": torch.randint(0, config.vocab_size, (batch_size, config.seq_len), generator=g),
-            "task_ids": torch.randint(0, config.num_tasks, (batch_size,), generator=g)}
+            "task_ids": torch.randint(0, config.num_tasks, (batch_size,), generator=g),
+            "lengths": torch.randint(config.output_len, config.seq_len + 1, (batch_size,), generator=g)}
 
 
 @dataclass
@@ -164,9 +176,9 @@ def _write_onnx(wrapper: ExportableHrm, example: dict[str, torch.Tensor], path: 
                 names: tuple[list[str], list[str]]) -> None:
     input_names, output_names = names
     batch_axis = {name: {0: "batch"} for name in input_names + output_names}
-    torch.onnx.export(wrapper, (example["inputs"], example["task_ids"]), str(path), dynamo=False,
-                      input_names=input_names, output_names=output_names, dynamic_axes=batch_axis,
-                      opset_version=opset)
+    arguments = (example["inputs"], example["task_ids"], example["lengths"])
+    torch.onnx.export(wrapper, arguments, str(path), dynamo=False, input_names=input_names, output_names=output_names,
+                      dynamic_axes=batch_axis, opset_version=opset)
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as e:
@@ -174,7 +186,7 @@ def _write_onnx(wrapper: ExportableHrm, example: dict[str, torch.Tensor], path: 
 
 
 def _load_runner(fmt: str, path: Path, input_names: list[str]):
-    """Returns a function (inputs, task_ids) -> (logits, steps) running the file at `path`, as torch tensors."""
+    """Returns a function (inputs, task_ids, lengths) -> (logits, steps) running the file at `path` (torch tensors)."""
     if fmt == "onnx":
         options = onnxruntime.SessionOptions()
         # ORT's buffer-reuse planner is quadratic in the unrolled graph's size (agent-29m, 8 segments: ~40 s to
@@ -182,16 +194,16 @@ def _load_runner(fmt: str, path: Path, input_names: list[str]):
         options.enable_mem_reuse = False
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-        def run_onnx(inputs: torch.Tensor, task_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            feeds = dict(zip(input_names, (inputs.numpy(), task_ids.numpy()), strict=True))
+        def run_onnx(*tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            feeds = dict(zip(input_names, (t.numpy() for t in tensors), strict=True))
             return tuple(torch.from_numpy(out) for out in session.run(None, feeds))
 
         return run_onnx
     module = torch.jit.load(str(path), map_location="cpu")
 
-    def run_torchscript(inputs: torch.Tensor, task_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_torchscript(*tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            return module(inputs, task_ids)
+            return module(*tensors)
 
     return run_torchscript
 
@@ -202,7 +214,7 @@ def _check_parity(model: Hrm, run, max_steps: int, batches: dict[str, dict[str, 
     diffs = {}
     for kind, batch in batches.items():
         expected = model.predict(batch, adaptive=True, max_steps=max_steps)
-        logits, steps = run(batch["inputs"], batch["task_ids"])
+        logits, steps = run(batch["inputs"], batch["task_ids"], batch["lengths"])
         if not torch.equal(steps, expected.steps):
             raise ExportError(f"parity check failed on {kind} inputs: the export halts after {steps.tolist()} "
                               f"segments, Hrm.predict after {expected.steps.tolist()}")
@@ -255,7 +267,8 @@ def export(model: Hrm, fmt: Literal["onnx", "torchscript"], out_dir: str | Path,
             if fmt == "onnx":
                 _write_onnx(wrapper, example, model_path, opset, ([t.name for t in inputs], [t.name for t in outputs]))
             else:
-                traced = torch.jit.trace(wrapper, (example["inputs"], example["task_ids"]), check_trace=False)
+                traced = torch.jit.trace(wrapper, (example["inputs"], example["task_ids"], example["lengths"]),
+                                         check_trace=False)
                 torch.jit.save(traced, str(model_path))
         config_path.write_text(triton_config(name, fmt, model.config, max_batch_size))
     except OSError as e:

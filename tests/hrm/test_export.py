@@ -10,9 +10,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from hrm import Hrm, TrainConfig, Trainer
-from hrm.export import ExportableHrm, export, main, patterned_batch
+from hrm.export import ExportableHrm, export, main, patterned_batch, random_batch
 from tests.conftest import ROOT
-from tests.hrm.tiny import random_batch, tiny_config
+from tests.hrm.tiny import tiny_config
 
 MAX_STEPS = 3
 # torch 2.13 deprecates TorchScript; Triton's PyTorch backend still serves it, so the export writes and loads it.
@@ -31,14 +31,15 @@ def halting_model(**overrides) -> Hrm:
 
 
 def load_exported(report):
-    """Returns a function (inputs, task_ids) -> (logits, steps) that runs the written file as a server would."""
+    """Returns a function (inputs, task_ids, lengths) -> (logits, steps) that runs the written file as a server
+    would."""
     if report.format == "onnx":
         session = onnxruntime.InferenceSession(str(report.model_path), providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
-        return lambda inputs, task_ids: [torch.from_numpy(o) for o in session.run(
-            None, {names[0]: inputs.numpy(), names[1]: task_ids.numpy()})]
+        return lambda *tensors: [torch.from_numpy(o) for o in session.run(
+            None, {name: t.numpy() for name, t in zip(names, tensors, strict=True)})]
     module = torch.jit.load(str(report.model_path))
-    return lambda inputs, task_ids: module(inputs, task_ids)
+    return lambda *tensors: module(*tensors)
 
 
 @pytest.fixture(scope="module", params=["onnx", "torchscript"])
@@ -55,7 +56,7 @@ def test_exportable_hrm_decides_as_predict_does_with_rows_halting_at_different_s
     for max_steps in (None, 2):  # the model's own bound, and a tighter one
         expected = model.predict(batch, adaptive=True, max_steps=max_steps)
         with torch.no_grad():
-            logits, steps = ExportableHrm(model, max_steps)(batch["inputs"], batch["task_ids"])
+            logits, steps = ExportableHrm(model, max_steps)(batch["inputs"], batch["task_ids"], batch["lengths"])
         assert torch.equal(steps, expected.steps)
         torch.testing.assert_close(logits, expected.logits, atol=1e-5, rtol=0)
     assert len(set(steps.tolist())) > 1, "the test needs rows that halt at different segments"
@@ -77,7 +78,7 @@ def test_exported_file_matches_predict_at_any_batch_size(exported, batch_size):
     for batch in (random_batch(model.config, batch_size, seed=batch_size), patterned_batch(model.config, batch_size)):
         expected = model.predict(batch, adaptive=True, max_steps=MAX_STEPS)
         with torch.no_grad():
-            logits, steps = run(batch["inputs"], batch["task_ids"])
+            logits, steps = run(batch["inputs"], batch["task_ids"], batch["lengths"])
         assert logits.shape == (batch_size, model.config.output_len, model.config.vocab_size)
         assert logits.dtype == torch.float32 and steps.dtype == torch.int32
         assert torch.equal(steps, expected.steps)
@@ -101,7 +102,8 @@ def test_config_pbtxt_parses_as_a_triton_model_config_naming_the_exported_tensor
 
     batch = random_batch(model.config, batch_size=2)
     with torch.no_grad():
-        served = [batch["inputs"], batch["task_ids"], *load_exported(report)(batch["inputs"], batch["task_ids"])]
+        arguments = [batch["inputs"], batch["task_ids"], batch["lengths"]]
+        served = [*arguments, *load_exported(report)(*arguments)]
     dtypes = {torch.int64: "TYPE_INT64", torch.int32: "TYPE_INT32", torch.float32: "TYPE_FP32"}
     for tensor, spec in zip(served, [*config.input, *config.output], strict=True):
         per_example = list(spec.reshape.shape) if spec.HasField("reshape") else list(spec.dims)
