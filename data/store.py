@@ -1,24 +1,39 @@
 """The experience store: every decision and episode the agent produced, plus models, training runs and events.
 
 SQLAlchemy 2.0 over SQLite by default (a file in WAL mode: readers never wait for the writer, the writer waits at
-most `busy_timeout` for another writer) or any SQLAlchemy URL (PostgreSQL for many workers). Writes go in one
-transaction per runner step; SQLite write transactions start with BEGIN IMMEDIATE so two writers queue instead of
-failing with "database is locked" on a lock upgrade.
+most `busy_timeout` for another writer) or PostgreSQL (for many workers). Writes go in one transaction per runner
+step; SQLite write transactions start with BEGIN IMMEDIATE so two writers queue instead of failing with "database is
+locked" on a lock upgrade. Each distinct text (observation, prompt, legal actions, env, policy) is stored once and
+decisions refer to it by id (data/schema.py).
+
+Opening a store brings its schema to the newest Alembic revision (data/migrations): a new database gets it; an older
+store is upgraded in place in one transaction, after a copy of a SQLite file is kept beside it (`aegis.db.v1-backup`
+for a v1 store); a PostgreSQL store gets no copy, so back it up first (pg_dump). `python -m data.migrate --db PATH`
+does the same on its own. A store newer than this code is refused with a StoreError.
 
     store = ExperienceStore("runs/aegis.db")
     [episode] = store.start_episodes([EpisodeStart("Taxi-v4", seed=1, policy="oracle")])
     store.record_step([DecisionRecord(episode, 0, ...)], endings=[EpisodeEnd(episode, 7.0, 13, True, False)])
 """
 
+import json
+import os
+import sqlite3
+from collections import ChainMap
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Engine, case, create_engine, event, func, insert, inspect, select, update
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, case, create_engine, event, func, insert, inspect, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from data.schema import (
     SCHEMA_VERSION,
@@ -29,17 +44,29 @@ from data.schema import (
     Meta,
     ModelVersion,
     OrchestratorState,
+    StoredText,
     TrainingRun,
+    insert_texts,
+    legal_actions_text,
+    pack_probs,
+    text_hash,
+    unpack_probs,
     utcnow,
 )
 
 DEFAULT_DB = "runs/aegis.db"
+DEFAULT_MODELS = "runs/models"  # checkpoints of distillation and RL runs
 
 
 def absolute_db(db: str | Path) -> str:
     """Returns a store location that means the same from any folder: a SQLite path made absolute, a URL unchanged."""
     return str(db) if "://" in str(db) else str(Path(db).resolve())
+
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS = Path(__file__).with_name("migrations")
+V1_REVISION = "0001"
+"""The Alembic revision of schema v1, the schema of stores that predate Alembic (`meta.schema_version` "1")."""
 
 
 class StoreError(RuntimeError):
@@ -86,6 +113,16 @@ class DecisionRecord:
     reward: float
     terminated: bool
     truncated: bool
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """An upgrade done when a store was opened: the schema it had, the revision it has now, the copy kept."""
+
+    from_schema: str
+    """"v1" (a store that predates Alembic) or "revision-<id>"."""
+    to_revision: str
+    backup: Path | None
 
 
 @dataclass(frozen=True)
@@ -171,6 +208,20 @@ def _run_row(r: TrainingRun) -> TrainingRunRow:
                           r.model_version_id, r.started_at, r.ended_at)
 
 
+@cache
+def migration_scripts() -> ScriptDirectory:
+    """Returns the store's Alembic revisions (data/migrations)."""
+    return ScriptDirectory(str(MIGRATIONS))
+
+
+def alembic_config(connection: Connection) -> Config:
+    """Returns an Alembic config that runs data/migrations on `connection`, in its transaction (no alembic.ini)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
 def database_url(db: str | Path) -> str:
     """Returns a SQLAlchemy URL for `db`: a URL as given, or a SQLite URL for a file path."""
     db = str(db)
@@ -207,30 +258,94 @@ class ExperienceStore:
             if self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
                 Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(self.url) if self.url.startswith("sqlite") else create_engine(self.url)
-            self._prepare_schema()
+            if self.engine.dialect.name not in ("sqlite", "postgresql"):
+                raise StoreError(f"{self._safe_url()}: the experience store runs on SQLite or PostgreSQL, not "
+                                 f"{self.engine.dialect.name}; point --db at a file or a postgresql:// URL")
+            self._text_ids: dict[str, int] = {}
+            """Ids of texts known to be committed (texts are never deleted, so an id stays right)."""
+            self.schema_upgrade = self._prepare_schema()
+            """The upgrade opening did (None when the store already had the newest schema)."""
         except SQLAlchemyError as e:
             raise StoreError(f"cannot open the experience store {self._safe_url()}: {_first_line(e)}") from e
 
     def _safe_url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") else self.url
 
-    def _prepare_schema(self) -> None:
-        """Creates the tables of a new store; refuses a store written by another schema version."""
-        with self._write() as session:
-            tables = set(inspect(session.connection()).get_table_names())
-            if "meta" in tables:
-                row = session.get(Meta, "schema_version")
-                found = int(row.value) if row else None
-                if found != SCHEMA_VERSION:
-                    raise StoreError(
-                        f"the experience store {self._safe_url()} has schema version {found}, but this Aegis reads "
-                        f"version {SCHEMA_VERSION}; point --db at a new file or use the Aegis that wrote it")
-                return
-            if tables & set(Base.metadata.tables):
-                raise StoreError(f"{self._safe_url()} holds tables but no Aegis schema version; "
-                                 "point --db at a new file")
-            Base.metadata.create_all(session.connection())
-            session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+    def _prepare_schema(self) -> SchemaUpgrade | None:
+        """Creates the newest schema in an empty database, or upgrades an older store in place; returns the upgrade
+        done (None if none was needed). Refuses a foreign database and a store newer than this code."""
+        head = migration_scripts().get_current_head()
+        with self.engine.connect() as connection:
+            connection.execution_options(aegis_write=True)
+            with connection.begin():  # BEGIN IMMEDIATE on SQLite: one process at a time creates or upgrades
+                found = self._stored_revision(connection)
+                config = alembic_config(connection)
+                if found is None:
+                    Base.metadata.create_all(connection)
+                    connection.execute(insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                    command.stamp(config, head)
+                    return None
+                if found == head:
+                    return None
+                from_schema = "v1" if found == V1_REVISION else f"revision-{found}"
+                backup = self._backup(from_schema)
+                if from_schema == "v1":
+                    command.stamp(config, V1_REVISION)  # v1 predates Alembic: no alembic_version table yet
+                command.upgrade(config, head)
+        if self.engine.dialect.name == "sqlite":
+            self._vacuum()
+        return SchemaUpgrade(from_schema, head, backup)
+
+    def _stored_revision(self, connection: Connection) -> str | None:
+        """Returns the store's Alembic revision (that of v1 for a v1 store), None for an empty database."""
+        tables = set(inspect(connection).get_table_names())
+        if "alembic_version" in tables:
+            found = MigrationContext.configure(connection).get_current_revision()
+            known = {script.revision for script in migration_scripts().walk_revisions()}
+            if found not in known:
+                raise StoreError(
+                    f"the experience store {self._safe_url()} has schema revision {found}, newer than this Aegis "
+                    f"knows (up to {migration_scripts().get_current_head()}); use the newer Aegis that wrote it, or "
+                    "point --db at a new file")
+            return found
+        if "meta" in tables:
+            row = connection.execute(select(Meta.value).where(Meta.key == "schema_version")).scalar()
+            if row != "1":
+                raise StoreError(
+                    f"the experience store {self._safe_url()} has schema version {row}, but this Aegis reads "
+                    "version 1 (and upgrades it) or a newer Alembic revision; point --db at a new file or use the "
+                    "Aegis that wrote it")
+            return V1_REVISION
+        if tables & set(Base.metadata.tables):
+            raise StoreError(f"{self._safe_url()} holds tables but no Aegis schema version; point --db at a new file")
+        return None
+
+    def _backup(self, schema: str) -> Path | None:
+        """Copies a SQLite store beside itself (`aegis.db.v1-backup` for schema "v1") before an upgrade; returns the
+        copy's path (None for PostgreSQL or an in-memory database). Called inside the upgrade's write transaction,
+        which keeps other writers out: the copy is the store the upgrade starts from."""
+        if self.engine.dialect.name != "sqlite" or self.url == "sqlite:///:memory:":
+            return None
+        path = Path(self.url.removeprefix("sqlite:///"))
+        backup, partial = path.with_name(f"{path.name}.{schema}-backup"), path.with_name(f"{path.name}.partial")
+        source, target = sqlite3.connect(path), sqlite3.connect(partial)  # WAL: this reader sees the committed store
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        os.replace(partial, backup)
+        return backup
+
+    def _vacuum(self) -> None:
+        """Gives the space an upgrade freed back to the file system (skipped while another process holds it)."""
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("VACUUM")
+        except sqlite3.OperationalError:  # busy: the upgrade stands, the free pages are reused by later writes
+            pass
+        finally:
+            raw.close()
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -260,20 +375,31 @@ class ExperienceStore:
         """Writes one runner step in one transaction: its decisions, the episodes it finished and the episodes it
         started; returns the new episodes' ids in the order of `starts`."""
         now = utcnow()
+        legal = [legal_actions_text(d.legal_actions) for d in decisions]
         with self._write() as session:
+            needed = {text for d, actions in zip(decisions, legal, strict=True)
+                      for text in (d.env, d.policy, d.observation, d.prompt, actions)}
+            new_ids = insert_texts(session.connection(), {text for text in needed if text not in self._text_ids})
+            ids = ChainMap(new_ids, self._text_ids)
             if decisions:
                 session.execute(insert(Decision.__table__), [
-                    {**d.__dict__, "legal_actions": list(d.legal_actions), "probs": [float(p) for p in d.probs],
-                     "created_at": now} for d in decisions])
+                    {"episode_id": d.episode_id, "step": d.step, "env_id": ids[d.env], "task_id": d.task_id,
+                     "state": d.state, "observation_id": ids[d.observation], "prompt_id": ids[d.prompt],
+                     "legal_actions_id": ids[actions], "chosen": d.chosen, "probs": pack_probs(d.probs),
+                     "policy_id": ids[d.policy], "model_version": d.model_version, "reward": d.reward,
+                     "terminated": d.terminated, "truncated": d.truncated, "recorded_at": now.timestamp()}
+                    for d, actions in zip(decisions, legal, strict=True)])
             for end in endings:
                 session.execute(update(Episode).where(Episode.id == end.episode_id).values(
                     episode_return=end.episode_return, length=end.length, success=end.success,
                     truncated=end.truncated, ended_at=now))
-            if not starts:
-                return []
-            result = session.execute(insert(Episode).returning(Episode.id, sort_by_parameter_order=True),
-                                     [{**s.__dict__, "started_at": now} for s in starts])
-            return list(result.scalars())
+            started = []
+            if starts:
+                result = session.execute(insert(Episode).returning(Episode.id, sort_by_parameter_order=True),
+                                         [{**s.__dict__, "started_at": now} for s in starts])
+                started = list(result.scalars())
+        self._text_ids.update(new_ids)  # only now: a rolled-back transaction's texts do not exist
+        return started
 
     def start_episodes(self, starts: Sequence[EpisodeStart]) -> list[int]:
         """Opens episodes; returns their ids in order."""
@@ -281,7 +407,7 @@ class ExperienceStore:
 
     def count_decisions(self, env: str | None = None, policy: str | None = None) -> int:
         """Returns the number of stored decisions (of one env and/or policy if given)."""
-        query = _filtered(select(func.count(Decision.id)), Decision, env, policy)
+        query = _decisions_of(select(func.count(Decision.id)), env, policy)
         with self._read() as session:
             return int(session.scalar(query))
 
@@ -294,22 +420,31 @@ class ExperienceStore:
                   episode_ids: Iterable[int] | None = None, chunk: int = 2000,
                   up_to: int | None = None) -> Iterator[DecisionRecord]:
         """Yields stored decisions in the order they were written, filtered by env, policy, episodes and the newest
-        decision id (`up_to`, inclusive)."""
-        query = _filtered(select(Decision), Decision, env, policy).order_by(Decision.id)
+        decision id (`up_to`, inclusive). Probs come back as stored (float32) rescaled to sum to 1."""
+        env_text, policy_text, observation, prompt, legal = (aliased(StoredText) for _ in range(5))
+        query = (select(Decision.episode_id, Decision.step, env_text.text, Decision.task_id, Decision.state,
+                        observation.text, prompt.text, legal.text, Decision.chosen, Decision.probs, policy_text.text,
+                        Decision.model_version, Decision.reward, Decision.terminated, Decision.truncated)
+                 .join(env_text, env_text.id == Decision.env_id).join(policy_text, policy_text.id == Decision.policy_id)
+                 .join(observation, observation.id == Decision.observation_id)
+                 .join(prompt, prompt.id == Decision.prompt_id).join(legal, legal.id == Decision.legal_actions_id)
+                 .order_by(Decision.id))
+        query = _decisions_of(query, env, policy)
         if up_to is not None:
             query = query.where(Decision.id <= up_to)
         if episode_ids is not None:
             query = query.where(Decision.episode_id.in_(list(episode_ids)))
+        actions: dict[str, tuple[str, ...]] = {}
         with self._read() as session:
-            for d in session.scalars(query.execution_options(yield_per=chunk)):
-                yield DecisionRecord(d.episode_id, d.step, d.env, d.task_id, d.state, d.observation, d.prompt,
-                                     tuple(d.legal_actions), d.chosen, tuple(d.probs), d.policy, d.model_version,
-                                     d.reward, d.terminated, d.truncated)
+            for row in session.execute(query.execution_options(yield_per=chunk)):
+                if row[7] not in actions:
+                    actions[row[7]] = tuple(json.loads(row[7]))
+                yield DecisionRecord(*row[:7], actions[row[7]], row[8], stored_probs(row[9]), *row[10:])
 
     def episodes(self, env: str | None = None, policy: str | None = None, finished: bool | None = True,
                  limit: int | None = None) -> list[EpisodeRow]:
         """Returns episodes, newest first (only finished ones by default; `finished=None` for all)."""
-        query = _filtered(select(Episode), Episode, env, policy).order_by(Episode.id.desc()).limit(limit)
+        query = _episodes_of(select(Episode), env, policy).order_by(Episode.id.desc()).limit(limit)
         if finished is not None:
             query = query.where(Episode.ended_at.is_not(None) if finished else Episode.ended_at.is_(None))
         with self._read() as session:
@@ -322,8 +457,12 @@ class ExperienceStore:
         episode_query = (select(Episode.env, Episode.policy, func.count(Episode.id), func.avg(Episode.episode_return),
                                 func.avg(case((Episode.success, 1.0), else_=0.0)))
                          .where(finished).group_by(Episode.env, Episode.policy))
-        decision_query = select(Decision.env, Decision.policy, func.count(Decision.id)).group_by(Decision.env,
-                                                                                                 Decision.policy)
+        counts = (select(Decision.env_id, Decision.policy_id, func.count(Decision.id).label("decisions"))
+                  .group_by(Decision.env_id, Decision.policy_id).subquery())
+        env_text, policy_text = aliased(StoredText), aliased(StoredText)
+        decision_query = (select(env_text.text, policy_text.text, counts.c.decisions)
+                          .join(env_text, env_text.id == counts.c.env_id)
+                          .join(policy_text, policy_text.id == counts.c.policy_id))
         with self._read() as session:
             episodes = {(e, p): (n, r, s) for e, p, n, r, s in session.execute(episode_query)}
             decisions = {(e, p): n for e, p, n in session.execute(decision_query)}
@@ -468,12 +607,33 @@ class ExperienceStore:
             return [_run_row(r) for r in session.scalars(query)]
 
 
-def _filtered(query, table, env: str | None, policy: str | None):
+def _episodes_of(query, env: str | None, policy: str | None):
     if env is not None:
-        query = query.where(table.env == env)
+        query = query.where(Episode.env == env)
     if policy is not None:
-        query = query.where(table.policy == policy)
+        query = query.where(Episode.policy == policy)
     return query
+
+
+def text_id(text: str):
+    """Returns a scalar subquery for the id of `text` in the texts table (found by its hash's unique index)."""
+    return select(StoredText.id).where(StoredText.hash == text_hash(text)).scalar_subquery()
+
+
+def _decisions_of(query, env: str | None, policy: str | None):
+    if env is not None:
+        query = query.where(Decision.env_id == text_id(env))
+    if policy is not None:
+        query = query.where(Decision.policy_id == text_id(policy))
+    return query
+
+
+def stored_probs(blob: bytes) -> tuple[float, ...]:
+    """Returns a stored distribution: its float32 values rescaled to sum to 1 (every policy stores a distribution,
+    so the read matches what was written to float32 precision and sums to 1 like it)."""
+    probs = unpack_probs(blob)
+    total = sum(probs)
+    return tuple(p / total for p in probs) if total > 0 else probs
 
 
 def _first_line(error: Exception) -> str:

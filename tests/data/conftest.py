@@ -21,12 +21,17 @@ def db_url(request, tmp_path):
         yield str(tmp_path / "aegis.db")
         return
     base = request.getfixturevalue("postgres_url")
-    from sqlalchemy import create_engine
-
-    from data.schema import Base
-
-    engine = create_engine(base)
-    with engine.begin() as conn:  # empty the shared database between tests
-        Base.metadata.drop_all(conn)
-    engine.dispose()
+    empty_postgres(base)
     yield base
+
+
+def empty_postgres(url: str) -> None:
+    """Drops every table of the shared PostgreSQL database (tests leave stores of any schema revision behind)."""
+    from sqlalchemy import MetaData, create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = MetaData()
+        tables.reflect(conn)
+        tables.drop_all(conn)
+    engine.dispose()

@@ -3,10 +3,14 @@
 import multiprocessing as mp
 import sqlite3
 import time
+from dataclasses import replace
 
 import pytest
+from sqlalchemy import func, select
 
+from data.schema import StoredText
 from data.store import DecisionRecord, EpisodeEnd, EpisodeStart, ExperienceStore, StoreError
+from tests.data.records import assert_same_decisions
 
 ACTIONS = ("south", "north", "east", "west", "pickup", "dropoff")
 
@@ -25,9 +29,10 @@ def test_a_batch_round_trips_in_order(db_url):
     new = store.record_step(batch, endings=[EpisodeEnd(ids[0], 19.0, 2, True, False)],
                             starts=[EpisodeStart("Taxi-v4", seed=9, policy="oracle")])
     assert len(new) == 1
-    assert list(store.decisions()) == batch
+    assert_same_decisions(store.decisions(), batch)
     assert store.count_decisions() == 3 and store.count_decisions(env="FrozenLake-v1") == 0
-    assert list(store.decisions(episode_ids=[ids[1]])) == [batch[1]]
+    assert_same_decisions(store.decisions(episode_ids=[ids[1]]), [batch[1]])
+    assert sum(next(store.decisions()).probs) == pytest.approx(1.0, abs=1e-12)  # float32 on disk, a distribution
     [finished] = store.episodes()
     assert (finished.id, finished.seed, finished.episode_return, finished.length, finished.success) == (
         ids[0], 7, 19.0, 2, True)
@@ -64,6 +69,21 @@ def test_decisions_must_belong_to_an_episode(db_url):
     with pytest.raises(Exception, match="(?i)foreign key"):
         store.record_step([decision(12345, 0)])
     assert store.count_decisions() == 0  # the failed transaction left nothing behind
+    [episode] = store.start_episodes([EpisodeStart("Taxi-v4", 0, "oracle")])
+    store.record_step([decision(episode, 0)])  # the same texts again: the rolled-back ids were not remembered
+    assert_same_decisions(store.decisions(), [decision(episode, 0)])
+
+
+def test_each_distinct_text_is_stored_once(db_url):
+    store = ExperienceStore(db_url)
+    [episode] = store.start_episodes([EpisodeStart("Taxi-v4", 0, "oracle")])
+    same = decision(episode, 0)
+    store.record_step([same, replace(same, step=1), replace(same, step=2, observation="obs 1")])
+    ExperienceStore(db_url).record_step([replace(same, step=3)])  # another writer, with no ids remembered
+    with store.engine.connect() as connection:
+        texts = connection.scalar(select(func.count(StoredText.id)))
+    assert texts == 6  # env, policy, "obs 0", "obs 1", "prompt 0", the legal actions
+    assert [d.step for d in store.decisions()] == [0, 1, 2, 3]
 
 
 def test_another_schema_version_is_refused_with_a_clear_error(tmp_path):
@@ -71,6 +91,7 @@ def test_another_schema_version_is_refused_with_a_clear_error(tmp_path):
     ExperienceStore(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+        conn.execute("DROP TABLE alembic_version")
     with pytest.raises(StoreError, match="schema version 0, but this Aegis reads version 1"):
         ExperienceStore(path)
 
@@ -100,6 +121,32 @@ def _read_summaries(db: str, stop, errors) -> None:
         except Exception as e:  # reported to the test, which fails on any
             errors.put(repr(e))
         time.sleep(0.005)
+
+
+def _write_shared_texts(db: str, start, steps: int) -> None:
+    store = ExperienceStore(db)
+    [episode] = store.start_episodes([EpisodeStart("Taxi-v4", 0, "oracle")])
+    start.wait(30)
+    for step in range(steps):
+        store.record_step([replace(decision(episode, step), observation=f"obs {step % 7}", prompt=f"p {step % 5}")])
+
+
+@pytest.mark.slow
+def test_two_writer_processes_store_each_new_text_once(db_url):
+    ExperienceStore(db_url).close()
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    writers = [ctx.Process(target=_write_shared_texts, args=(db_url, start, 60)) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    start.set()
+    for writer in writers:
+        writer.join(120)
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    store = ExperienceStore(db_url)
+    assert store.count_decisions() == 120
+    with store.engine.connect() as connection:
+        assert connection.scalar(select(func.count(StoredText.id))) == 3 + 7 + 5  # env, policy, actions; obs; prompts
 
 
 @pytest.mark.slow
