@@ -9,7 +9,7 @@ import numpy as np
 from agent.envs import make_env
 from agent.policy import Policy
 from agent.runner import Game, step_and_record
-from data.store import EpisodeEnd, EpisodeStart, ExperienceStore
+from data.store import EpisodeEnd, ExperienceStore
 
 BATCH = 32  # envs stepped in lockstep: one policy call per step for the whole batch
 
@@ -21,13 +21,12 @@ def play_episodes(store: ExperienceStore, policy: Policy, env: str, episodes: in
     ended: list[EpisodeEnd] = []
     while len(ended) < episodes:
         games = [Game(make_env(env)) for _ in range(min(BATCH, episodes - len(ended)))]
-        seeds = [int(s) for s in rng.integers(0, 2**31 - 1, len(games))]
-        for game, seed in zip(games, seeds, strict=True):
-            game.env.reset(seed=seed)
+        starts = [game.restart(int(s), policy) for game, s in zip(games, rng.integers(0, 2**31 - 1, len(games)),
+                                                                   strict=True)]
         live = list(range(len(games)))
         observations = [game.env.observe() for game in games]
         decisions = policy.decide(observations, greedy=True)  # first, so a policy that cannot act opens no episode
-        ids = store.start_episodes([EpisodeStart(env, seed, policy.name, policy.version) for seed in seeds])
+        ids = store.start_episodes(starts)
         for game, episode_id in zip(games, ids, strict=True):
             game.episode_id = episode_id
         while live:

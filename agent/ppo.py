@@ -156,17 +156,12 @@ def collect_rollouts(policy: PpoPolicy, envs: Sequence[TextEnv], store: Experien
     seeds = np.random.default_rng(seed)
     games = [Game(env) for env in envs]
 
-    def start(batch: list[Game]) -> None:
-        episode_seeds = [int(s) for s in seeds.integers(0, 2**31 - 1, len(batch))]
-        for game, s in zip(batch, episode_seeds, strict=True):
-            game.env.reset(seed=s)
-            game.step, game.episode_return = 0, 0.0
-        ids = store.start_episodes([EpisodeStart(g.env.name, s, policy.name, policy.version)
-                                    for g, s in zip(batch, episode_seeds, strict=True)])
-        for game, episode_id in zip(batch, ids, strict=True):
-            game.episode_id = episode_id
+    def restart(batch: list[Game]) -> list[EpisodeStart]:
+        return [game.restart(int(s), policy) for game, s in zip(batch, seeds.integers(0, 2**31 - 1, len(batch)),
+                                                                  strict=True)]
 
-    start(games)
+    for game, episode_id in zip(games, store.start_episodes(restart(games)), strict=True):
+        game.episode_id = episode_id
     live, steps = list(games), []
     while live:
         observations = [g.env.observe() for g in live]
@@ -182,15 +177,12 @@ def collect_rollouts(policy: PpoPolicy, envs: Sequence[TextEnv], store: Experien
                 ended.append(game)
                 if record.truncated and not record.terminated:
                     steps[-1].cut_value = policy.evaluate([game.env.observe()])[0][1]
-        budget_left = len(steps) < decisions
-        if budget_left and ended:
-            # the restarted episodes are opened in the same transaction as the step's decisions
-            store.record_step(records, endings)
-            start(ended)
-        else:
-            store.record_step(records, endings)
-            if not budget_left:
-                live = [g for g in live if g not in ended]
+        restarted = ended if len(steps) < decisions else []
+        # the step's decisions, the episodes it ended and those that replace them: one transaction
+        for game, episode_id in zip(restarted, store.record_step(records, endings, restart(restarted)), strict=True):
+            game.episode_id = episode_id
+        if not restarted:
+            live = [g for g in live if g not in ended]
     return steps
 
 

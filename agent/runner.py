@@ -38,6 +38,13 @@ class Game:
     step: int = 0
     episode_return: float = 0.0
 
+    def restart(self, seed: int, policy: Policy) -> EpisodeStart:
+        """Resets the env to a new episode from `seed`; returns the episode to open in the store (its id is set
+        once the store has it)."""
+        self.env.reset(seed=seed)
+        self.step, self.episode_return = 0, 0.0
+        return EpisodeStart(self.env.name, seed, policy.name, policy.version)
+
 
 def step_and_record(game: Game, observation: Observation, decision: Decision,
                     policy: Policy) -> tuple[DecisionRecord, EpisodeEnd | None]:
@@ -78,10 +85,7 @@ class VectorRunner:
             slot.episode_id = episode_id
 
     def _reset(self, slot: Game) -> EpisodeStart:
-        seed = int(self.seeds.integers(0, 2**31 - 1))
-        slot.env.reset(seed=seed)
-        slot.step, slot.episode_return = 0, 0.0
-        return EpisodeStart(slot.env.name, seed, self.policy.name, self.policy.version)
+        return slot.restart(int(self.seeds.integers(0, 2**31 - 1)), self.policy)
 
     def step(self) -> list[FinishedEpisode]:
         """Runs one lockstep step of every env; returns the episodes that ended in it."""

@@ -27,7 +27,6 @@ class Encoder(Protocol):
 
     def encode(self, items: Sequence[tuple[str, Sequence[str], int]]) -> dict[str, torch.Tensor]:
         """Returns the batch for `items`."""
-        ...
 
 
 @dataclass
