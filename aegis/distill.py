@@ -66,9 +66,10 @@ class DistillArgs:
     """Gradient-norm clip (0 disables)."""
     threshold: Annotated[float, Range(0, 1)] = 0.70
     """Held-out agreement with the teacher at which the model is activated."""
-    patience: Annotated[int, Range(1)] = 5
+    patience: Annotated[int, Range(0)] = 0
     """Stop early at an evaluation that reaches --threshold when the best held-out agreement has not improved for
-    this many epochs (the student stopped getting better; RL takes over sooner). --epochs stays the bound."""
+    this many epochs; 0 (the default) stops at the first evaluation that reaches it, so the HRM is swapped in as
+    soon as it agrees enough (RL improves it from there). --epochs stays the bound."""
     activate: bool = True
     """Activate the model when it reaches the threshold (--no-activate only registers it)."""
     min_examples: Annotated[int, Range(1)] = 100

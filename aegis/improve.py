@@ -1,5 +1,6 @@
-"""One round of the improve phase: the active HRM plays and records a budget of episodes, PPO trains a candidate on
-them, and champion/challenger on fixed seeds promotes it only if no env got worse beyond noise."""
+"""One round of the improve phase: the active HRM plays and records a budget of episodes, the RL update (AWR by
+default, PPO selectable) trains a candidate on them, and champion/challenger on fixed seeds promotes it only if no
+env got worse beyond noise."""
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -8,10 +9,12 @@ import numpy as np
 import torch
 
 from aegis.state import this_process
+from agent.awr import awr_update
 from agent.envs import make_env
 from agent.evaluation import episode_returns, paired_difference
 from agent.hrm_policy import HrmPolicy
-from agent.ppo import PpoConfig, PpoPolicy, Step, ValueHead, collect_rollouts, gae, group_rows, ppo_update
+from agent.ppo import ppo_update
+from agent.rl import RlConfig, RlPolicy, Step, ValueHead, collect_rollouts, gae, group_rows, normalise_per_task
 from data.store import DEFAULT_MODELS, ExperienceStore, VersionRow
 from hrm import Hrm, load_checkpoint, load_model, save_model
 
@@ -20,7 +23,7 @@ from hrm import Hrm, load_checkpoint, load_model, save_model
 class ImproveConfig:
     """How candidates are made and judged."""
 
-    ppo: PpoConfig = PpoConfig()
+    rl: RlConfig = RlConfig()
     eval_episodes: int = 200
     """Evaluation episodes per env, on the same fixed seeds for champion and challenger."""
     eval_seed: int = 10_000
@@ -66,32 +69,46 @@ def load_value_head(checkpoint: str | Path, model: Hrm) -> ValueHead:
     return head.to(next(model.parameters()).device)
 
 
+def optimizer_path(checkpoint: str | Path) -> Path:
+    """Returns where the RL fit's optimizer state of a checkpoint is kept (beside it)."""
+    return Path(checkpoint).with_suffix(".optim.pt")
+
+
+def load_optimizer_state(checkpoint: str | Path) -> dict | None:
+    """Returns the optimizer state saved beside `checkpoint` by the RL round that made it, if there is one."""
+    path = optimizer_path(checkpoint)
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+
 def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], config: ImproveConfig,
                   round_index: int, device: str | None = None) -> dict:
     """Plays and records the active version's rollouts, trains a PPO candidate on them, judges it, and promotes or
     rejects it; returns the round's report (with "version", "accepted", "episodes" and "decisions")."""
-    ppo = config.ppo
-    run_id = store.start_training_run("rl", {"parent": active.id, "round": round_index, **asdict(ppo),
+    rl = config.rl
+    run_id = store.start_training_run("rl", {"parent": active.id, "round": round_index, **asdict(rl),
                                              **this_process()})
     try:
         champion_model = load_model(active.checkpoint_path, device)
-        policy = PpoPolicy(champion_model, load_value_head(active.checkpoint_path, champion_model), active.id,
-                           seed=ppo.seed + round_index)
-        games = [make_env(env) for env in envs for _ in range(ppo.games_per_env)]
-        steps = collect_rollouts(policy, games, store, ppo.rollout_decisions, seed=ppo.seed * 1_000 + round_index)
-        advantages, returns = gae(steps, ppo.gamma, ppo.gae_lambda)
-        tasks = np.array([s.observation.task_id for s in steps])
-        for task in np.unique(tasks):  # per-task normalisation: Taxi's scale does not drown FrozenLake's
-            mask = tasks == task
-            advantages[mask] = (advantages[mask] - advantages[mask].mean()) / (advantages[mask].std() + 1e-8)
-        rows = group_rows(steps, advantages, returns, policy.encoder)
-        reference = load_model(reference_version(store, active).checkpoint_path, device)
-        candidate, critic, metrics = ppo_update(champion_model, policy.value_head, reference, rows, ppo, round_index)
+        policy = RlPolicy(champion_model, load_value_head(active.checkpoint_path, champion_model), active.id,
+                          seed=rl.seed + round_index)
+        games = [make_env(env) for env in envs for _ in range(rl.games_per_env)]
+        steps = collect_rollouts(policy, games, store, rl.rollout_decisions, seed=rl.seed * 1_000 + round_index)
+        advantages, returns = gae(steps, rl.gamma, rl.gae_lambda)
+        rows = group_rows(steps, normalise_per_task(steps, advantages), returns, policy.encoder)
+        optimizer_state = None
+        if rl.update == "awr":
+            candidate, critic, metrics, optimizer_state = awr_update(
+                champion_model, policy.value_head, rows, rl, round_index, load_optimizer_state(active.checkpoint_path))
+        else:
+            reference = load_model(reference_version(store, active).checkpoint_path, device)
+            candidate, critic, metrics = ppo_update(champion_model, policy.value_head, reference, rows, rl, round_index)
         metrics |= {"episodes": len({s.episode for s in steps}), "evaluated_inputs": policy.evaluations,
                     **{f"{env}/rollout_return": float(np.mean(r)) for env in envs
                        if (r := _episode_returns(steps, env))}}
         path = Path(config.out) / f"rl-{run_id}.pt"
         save_model(candidate, path, value_head=critic.state_dict())
+        if optimizer_state is not None:
+            torch.save(optimizer_state, optimizer_path(path))
         version = store.add_model_version("rl", path, metrics, parent_id=active.id)
         with torch.no_grad():
             report = judge(HrmPolicy(champion_model, active.id), HrmPolicy(candidate, version), envs, config)
@@ -102,6 +119,11 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
     store.add_run_metrics(run_id, {**metrics, **flat, "accepted": float(report["accepted"])})
     store.finish_training_run(run_id, "succeeded", model_version_id=version)
     settle(store, active, version, report, envs)
+    # only the active version's optimizer state is ever continued (~2× the model on disk): drop the rest
+    keep = optimizer_path(store.active_version().checkpoint_path)
+    for stale in (optimizer_path(active.checkpoint_path), optimizer_path(path)):
+        if stale != keep:
+            stale.unlink(missing_ok=True)
     return {"version": version, **metrics, **report}
 
 

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aegis.distill import DistillArgs
 from aegis.improve import ImproveConfig, improve_round
@@ -26,7 +26,7 @@ from aegis.state import process_gone, read_rl, write_rl
 from aegis.teachers import make_teacher
 from agent.envs import make_env
 from agent.hrm_policy import HrmPolicy
-from agent.ppo import PpoConfig
+from agent.rl import RlConfig
 from agent.runner import FinishedEpisode, VectorRunner
 from data.store import DEFAULT_MODELS, ExperienceStore, absolute_db
 from hrm.cli import Range, check_ranges
@@ -66,7 +66,7 @@ class AgentConfig:
     """Distillation: the student's ACT bound (None: the preset's)."""
     distill_hidden_size: Annotated[int | None, Range(1)] = DistillArgs.hidden_size
     """Distillation: the student's width (None: the preset's; smaller for quick experiments)."""
-    distill_patience: Annotated[int, Range(1)] = DistillArgs.patience
+    distill_patience: Annotated[int, Range(0)] = DistillArgs.patience
     """Distillation: stop once at the threshold and the best agreement has not improved for this many epochs."""
     distill_min_examples: Annotated[int, Range(1)] = DistillArgs.min_examples
     """Distillation: fewer usable teacher decisions than this is an error."""
@@ -76,24 +76,36 @@ class AgentConfig:
     paused) and fills the store with decisions the running distillation never reads."""
     rl_every: Annotated[int, Range(1)] = 50
     """Episodes by the active HRM (acting as the runner's policy) between RL rounds."""
-    rl_rollout_decisions: Annotated[int, Range(1)] = PpoConfig.rollout_decisions
+    rl_update: Literal["awr", "ppo"] = RlConfig.update
+    """RL: awr (fit the advantage-weighted improvement of the rollout policy) or ppo (the clipped surrogate)."""
+    rl_rollout_decisions: Annotated[int, Range(1)] = RlConfig.rollout_decisions
     """RL: decisions a round's rollouts play and record (each distinct input evaluated once)."""
-    rl_lr: Annotated[float, Range(0, open_low=True)] = PpoConfig.lr
-    """RL: the policy's learning rate."""
-    rl_value_lr: Annotated[float, Range(0, open_low=True)] = PpoConfig.value_lr
+    rl_gae_lambda: Annotated[float, Range(0, 1)] = RlConfig.gae_lambda
+    """RL: GAE's λ."""
+    rl_value_lr: Annotated[float, Range(0, open_low=True)] = RlConfig.value_lr
     """RL: the value head's learning rate."""
-    rl_epochs: Annotated[int, Range(1)] = PpoConfig.epochs
-    """RL: PPO epochs per round (fewer when --rl-target-kl stops them)."""
-    rl_clip: Annotated[float, Range(0, open_low=True)] = PpoConfig.clip
-    """RL: PPO's ratio clip."""
-    rl_entropy: Annotated[float, Range(0)] = PpoConfig.entropy_coef
-    """RL: weight of the entropy bonus."""
-    rl_kl: Annotated[float, Range(0)] = PpoConfig.kl_coef
-    """RL: weight of KL to the distilled model in the first round (kickstarting) ..."""
-    rl_kl_decay: Annotated[float, Range(0, 1)] = PpoConfig.kl_decay
-    """RL: ... multiplied by this every round."""
-    rl_target_kl: Annotated[float, Range(0, open_low=True)] = PpoConfig.target_kl
-    """RL: stop a round's epochs once the approximate KL to the rollout policy passes this."""
+    rl_beta: Annotated[float, Range(0, open_low=True)] = RlConfig.beta
+    """RL (awr): temperature on the normalised advantages (lower = greedier steps)."""
+    rl_floor: Annotated[float, Range(0, 1)] = RlConfig.floor
+    """RL (awr): share of the target spread uniformly over the legal actions (exploration)."""
+    rl_fit_steps: Annotated[int, Range(1)] = RlConfig.fit_steps
+    """RL (awr): optimizer steps fitting a round's target."""
+    rl_fit_lr: Annotated[float, Range(0, open_low=True)] = RlConfig.fit_lr
+    """RL (awr): learning rate of the fit."""
+    rl_ppo_lr: Annotated[float, Range(0, open_low=True)] = RlConfig.ppo_lr
+    """RL (ppo): the policy's learning rate."""
+    rl_ppo_epochs: Annotated[int, Range(1)] = RlConfig.ppo_epochs
+    """RL (ppo): epochs per round (fewer when --rl-ppo-target-kl stops them)."""
+    rl_ppo_clip: Annotated[float, Range(0, open_low=True)] = RlConfig.ppo_clip
+    """RL (ppo): the ratio clip."""
+    rl_ppo_entropy: Annotated[float, Range(0)] = RlConfig.ppo_entropy
+    """RL (ppo): weight of the entropy bonus."""
+    rl_ppo_kl: Annotated[float, Range(0)] = RlConfig.ppo_kl
+    """RL (ppo): weight of KL to the distilled model in the first round (kickstarting) ..."""
+    rl_ppo_kl_decay: Annotated[float, Range(0, 1)] = RlConfig.ppo_kl_decay
+    """RL (ppo): ... multiplied by this every round."""
+    rl_ppo_target_kl: Annotated[float, Range(0, open_low=True)] = RlConfig.ppo_target_kl
+    """RL (ppo): stop a round's epochs once the approximate KL to the rollout policy passes this."""
     eval_episodes: Annotated[int, Range(2)] = 200
     """Fixed-seed evaluation episodes per env for champion/challenger (greedy play decides each distinct state once,
     so many episodes are cheap; with 20, a run of "within noise" candidates drifted downhill)."""
@@ -136,11 +148,14 @@ class AgentConfig:
             flags += ["--tensorboard", str(Path(self.tensorboard) / "distill")]
         return flags
 
-    def ppo_config(self) -> PpoConfig:
+    def rl_config(self) -> RlConfig:
         """Returns the RL rounds' settings."""
-        return PpoConfig(rollout_decisions=self.rl_rollout_decisions, lr=self.rl_lr, value_lr=self.rl_value_lr,
-                         epochs=self.rl_epochs, clip=self.rl_clip, entropy_coef=self.rl_entropy, kl_coef=self.rl_kl,
-                         kl_decay=self.rl_kl_decay, target_kl=self.rl_target_kl, seed=self.seed)
+        return RlConfig(update=self.rl_update, rollout_decisions=self.rl_rollout_decisions,
+                        gae_lambda=self.rl_gae_lambda, value_lr=self.rl_value_lr, beta=self.rl_beta,
+                        floor=self.rl_floor, fit_steps=self.rl_fit_steps, fit_lr=self.rl_fit_lr, ppo_lr=self.rl_ppo_lr,
+                        ppo_epochs=self.rl_ppo_epochs, ppo_clip=self.rl_ppo_clip, ppo_entropy=self.rl_ppo_entropy,
+                        ppo_kl=self.rl_ppo_kl, ppo_kl_decay=self.rl_ppo_kl_decay,
+                        ppo_target_kl=self.rl_ppo_target_kl, seed=self.seed)
 
 
 def _die_with_parent() -> None:
@@ -175,7 +190,7 @@ class Orchestrator:
         self.child: subprocess.Popen | None = None
         self.child_log: Path | None = None
         self.decisions = self.store.count_decisions()
-        self.improve = ImproveConfig(ppo=c.ppo_config(), eval_episodes=c.eval_episodes, out=c.out)
+        self.improve = ImproveConfig(rl=c.rl_config(), eval_episodes=c.eval_episodes, out=c.out)
         self.rl_log = MetricsLog(Path(c.out).parent / "logs" / "rl-rounds.jsonl",
                                  Path(c.tensorboard) / "rl" if c.tensorboard else None)
         self.recent: dict[tuple[str, str], deque] = {}
@@ -293,7 +308,7 @@ class Orchestrator:
         progress.since_episode = self._last_episode_id()
         progress.last = {"version": report["version"], "accepted": report["accepted"],
                          **{f"{env} return": report[env]["challenger"] for env in self.env_names},
-                         **{k: report[k] for k in ("approx_kl", "entropy", "value_loss", "kl_ref")}}
+                         **{k: report[k] for k in ("approx_kl", "entropy", "value_loss") if k in report}}
         write_rl(self.store, progress)
         self.rl_log.write({"step": progress.rounds, **{k: v for k, v in report.items() if isinstance(v, int | float)},
                            **{f"{env}/{k}": v for env in self.env_names for k, v in report[env].items()}})

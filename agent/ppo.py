@@ -1,273 +1,33 @@
-"""PPO for the HRM student: a value head, memoised rollouts, GAE, and an update on grouped rows.
-
-One round: the fixed policy plays a budget of episodes (each distinct input is evaluated once and its distribution
-reused; sampling still draws per decision), every decision is recorded in the store, GAE gives each decision an
-advantage, the decisions on one input become one row (one forward pass for all of them), and PPO epochs train a copy
-of the policy:
+"""PPO for the HRM student: the clipped surrogate on a round's grouped rows (`agent.rl`), selectable with
+`RlConfig(update="ppo")` / `--rl-update ppo`.
 
     loss = Σ_rows [ −min(ρ·A, clip(ρ, 1±ε)·A) + c_v·(V(s) − R)² − β·H(π(·|s)) + λ·KL(π(·|s) ‖ π_ref(·|s)) ] / rows
 
 with ρ = π(a|s) / π_old(a|s), π_ref the distilled model (a kickstart term whose weight decays round by round), the
 value head fitted alone first (critic warm-up), and an epoch loop that stops once the approximate KL to π_old passes
-`target_kl`. Anchors: GLAM / lamorel and TWOSOME (PPO with a value head on the LM's state, GAE, clip 0.2, small
-policy lr, larger value lr), LLM4Teach (a decaying cross-entropy to the teacher).
-
-Grouping is exact: for the decisions on one input that took one action the ratio is one number, so
-Σ_i min(ρA_i, clip(ρ)A_i) = min(ρ, clip ρ)·ΣA⁺ + max(ρ, clip ρ)·ΣA⁻, and Σ_i (V − R_i)² = n·V² − 2V·ΣR + ΣR².
+`ppo_target_kl`. Anchors: GLAM / lamorel and TWOSOME (PPO with a value head on the LM's state, GAE, clip 0.2, small
+policy lr, larger value lr), LLM4Teach (a decaying cross-entropy to the teacher). Measured on the competence benchmark
+it collapses a distilled student's entropy or is rejected round after round (README); `agent.awr` is the default.
 """
 
 import copy
-from collections.abc import Sequence
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from agent.envs import TextEnv
-from agent.policy import Decision, Observation, softmax
-from agent.runner import Game, step_and_record
-from agent.student import StudentEncoder, acting_log_probs, by_length
-from data.store import EpisodeStart, ExperienceStore
+from agent.rl import GroupedRows, RlConfig, ValueHead, features_of, forward_rows
+from agent.student import by_length
 from hrm import Hrm
 
 
-@dataclass(frozen=True)
-class PpoConfig:
-    """Settings of one PPO round (the defaults are the recipe `bench/competence.py` measures)."""
-
-    rollout_decisions: int = 16_384
-    """Decisions a round plays (episodes already started are finished, so every recorded episode is complete)."""
-    games_per_env: int = 16
-    """Games of each env stepped in lockstep during rollouts."""
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    """PPO's ratio clip ε."""
-    lr: float = 1e-4
-    """Learning rate of the policy (the HRM)."""
-    value_lr: float = 1e-3
-    """Learning rate of the value head."""
-    value_coef: float = 0.5
-    entropy_coef: float = 0.01
-    """Weight of the entropy bonus."""
-    kl_coef: float = 0.05
-    """Weight of KL(π ‖ π_ref) to the distilled model in the first round (kickstarting) ..."""
-    kl_decay: float = 0.7
-    """... multiplied by this every round, so RL is free to leave the teacher behind."""
-    epochs: int = 4
-    """PPO epochs over the round's grouped rows (fewer when target_kl stops them)."""
-    value_warmup_epochs: int = 20
-    """Epochs fitting the value head alone before the policy moves (cheap: on cached features)."""
-    batch_size: int = 64
-    """Grouped rows per optimizer step."""
-    target_kl: float = 0.03
-    """Stop the epochs once the mean approximate KL(π_old ‖ π) over the round's decisions passes this."""
-    grad_clip: float = 1.0
-    seed: int = 0
-
-
-class ValueHead(nn.Module):
-    """V(s) from the HRM's state at the first position (where the Q head reads), detached: the critic learns on the
-    policy's features without reshaping them."""
-
-    def __init__(self, hidden_size: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.SiLU(), nn.Linear(hidden_size, 1))
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
-
-    def forward(self, state: torch.Tensor) -> torch.Tensor:
-        """Returns (B,) values for (B, D) first-position states."""
-        return self.net(state.detach().float()).squeeze(-1)
-
-
-def _key(observation: Observation) -> tuple:
-    return observation.text, observation.legal_actions, observation.task_id
-
-
-class PpoPolicy:
-    """The HRM and its value head as a policy; with `memoise`, each distinct input is evaluated once (the policy is
-    fixed while it plays) and sampling draws from the stored distribution."""
-
-    def __init__(self, model: Hrm, value_head: ValueHead, version: int | None = None, seed: int = 0,
-                 memoise: bool = True, batch_size: int = 64):
-        self.model, self.value_head = model.eval(), value_head.eval()
-        self.version = version
-        self.name = "hrm" if version is None else f"hrm:v{version}"
-        self.encoder = StudentEncoder.for_model(model)
-        self.rng = np.random.default_rng(seed)
-        self.memoise, self.batch_size = memoise, batch_size
-        self.memo: dict[tuple, tuple[np.ndarray, float]] = {}
-        self.evaluations = 0
-        """Inputs the model has evaluated (a memoised policy evaluates each distinct input once)."""
-
-    @torch.no_grad()
-    def evaluate(self, observations: Sequence[Observation]) -> list[tuple[np.ndarray, float]]:
-        """Returns (probabilities over the legal actions, value) per observation."""
-        todo = list({_key(o): o for o in observations if not (self.memoise and _key(o) in self.memo)}.values())
-        fresh: dict[tuple, tuple[np.ndarray, float]] = {}
-        if todo:
-            device = next(self.model.parameters()).device
-            batch = self.encoder.encode([_key(o) for o in todo])
-            for rows in by_length(batch, self.batch_size):
-                part = {k: v[rows].to(device) for k, v in batch.items()}
-                logp, state = acting_log_probs(self.model, part)
-                values = self.value_head(state)
-                for r, lp, v in zip(rows.tolist(), logp.double().cpu().numpy(), values.tolist(), strict=True):
-                    n = len(todo[r].legal_actions)
-                    fresh[_key(todo[r])] = (softmax(lp[:n]), float(v))
-            self.evaluations += len(todo)
-            if self.memoise:
-                self.memo.update(fresh)
-        table = self.memo if self.memoise else fresh
-        return [table[_key(o)] for o in observations]
-
-    def choose(self, probs: np.ndarray, greedy: bool = False) -> Decision:
-        """Returns the decision for a distribution: a sample drawn with the policy's rng, or the argmax."""
-        action = int(np.argmax(probs)) if greedy else int(self.rng.choice(len(probs), p=probs))
-        return Decision(action, tuple(float(p) for p in probs))
-
-    def decide(self, observations: list[Observation], greedy: bool = False) -> list[Decision]:
-        """Returns one decision per observation: a sample from its distribution, or the argmax when greedy."""
-        return [self.choose(probs, greedy) for probs, _ in self.evaluate(observations)]
-
-
-@dataclass
-class Step:
-    """One decision of a rollout, with what GAE and the update need."""
-
-    observation: Observation
-    action: int
-    logp_all: np.ndarray  # log π_old(· | input) over the legal actions
-    value: float
-    reward: float
-    terminated: bool
-    truncated: bool
-    episode: int  # the stored episode id
-    cut_value: float = 0.0  # truncated episodes: the value of the state the time limit cut it at
-
-
-def collect_rollouts(policy: PpoPolicy, envs: Sequence[TextEnv], store: ExperienceStore, decisions: int,
-                     seed: int) -> list[Step]:
-    """Plays `policy` (sampling) in `envs` in lockstep, restarting ended games until `decisions` were made, then
-    finishing the open episodes; records every decision and episode in the store (one transaction per step); returns
-    the steps in play order."""
-    seeds = np.random.default_rng(seed)
-    games = [Game(env) for env in envs]
-
-    def restart(batch: list[Game]) -> list[EpisodeStart]:
-        return [game.restart(int(s), policy) for game, s in zip(batch, seeds.integers(0, 2**31 - 1, len(batch)),
-                                                                  strict=True)]
-
-    for game, episode_id in zip(games, store.start_episodes(restart(games)), strict=True):
-        game.episode_id = episode_id
-    live, steps = list(games), []
-    while live:
-        observations = [g.env.observe() for g in live]
-        records, endings, ended = [], [], []
-        for game, obs, (probs, value) in zip(live, observations, policy.evaluate(observations), strict=True):
-            decision = policy.choose(probs)
-            record, ending = step_and_record(game, obs, decision, policy)
-            records.append(record)
-            steps.append(Step(obs, decision.action, np.log(probs), value, record.reward, record.terminated,
-                              record.truncated, record.episode_id))
-            if ending is not None:
-                endings.append(ending)
-                ended.append(game)
-                if record.truncated and not record.terminated:
-                    steps[-1].cut_value = policy.evaluate([game.env.observe()])[0][1]
-        restarted = ended if len(steps) < decisions else []
-        # the step's decisions, the episodes it ended and those that replace them: one transaction
-        for game, episode_id in zip(restarted, store.record_step(records, endings, restart(restarted)), strict=True):
-            game.episode_id = episode_id
-        if not restarted:
-            live = [g for g in live if g not in ended]
-    return steps
-
-
-def gae(steps: Sequence[Step], gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (advantages, value targets) per step: GAE(γ, λ) within each episode; a truncated episode bootstraps
-    from the value of the observation it was cut at."""
-    by_episode: dict[int, list[int]] = {}
-    for i, s in enumerate(steps):
-        by_episode.setdefault(s.episode, []).append(i)
-    advantages = np.zeros(len(steps))
-    for rows in by_episode.values():
-        running, next_value = 0.0, steps[rows[-1]].cut_value
-        for i in reversed(rows):
-            s = steps[i]
-            delta = s.reward + gamma * next_value - s.value
-            running = delta + gamma * lam * running
-            advantages[i] = running
-            next_value = s.value
-    return advantages, advantages + np.array([s.value for s in steps])
-
-
-@dataclass
-class GroupedRows:
-    """The update's rows: one per distinct input (or per decision, ungrouped), with per legal action the number of
-    decisions that took it and the sums of their positive and negative advantages; per row the sums of the value
-    targets and of their squares, and log π_old of every action. One forward pass serves every action of an input."""
-
-    batch: dict[str, torch.Tensor]
-    count: torch.Tensor  # (G, A) decisions that took each action
-    adv_pos: torch.Tensor  # (G, A) Σ of their positive advantages
-    adv_neg: torch.Tensor  # (G, A) Σ of their negative advantages
-    ret_sum: torch.Tensor  # (G,) Σ of the row's value targets
-    ret_sq: torch.Tensor  # (G,) Σ of their squares
-    old_logp: torch.Tensor  # (G, A) log π_old (0 past the row's legal actions)
-
-    def __len__(self) -> int:
-        return len(self.ret_sum)
-
-    @property
-    def decisions(self) -> torch.Tensor:
-        """Returns (G,) the decisions each row stands for."""
-        return self.count.sum(-1)
-
-    def to(self, device: torch.device) -> "GroupedRows":
-        """Returns the rows with every tensor on `device`."""
-        return GroupedRows(**{k: ({n: t.to(device) for n, t in v.items()} if isinstance(v, dict) else v.to(device))
-                              for k, v in vars(self).items()})
-
-
-def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarray, encoder: StudentEncoder,
-               grouped: bool = True) -> GroupedRows:
-    """Returns the update's rows: one per distinct input with `grouped`, one per decision otherwise."""
-    groups: dict[tuple, list[int]] = {}
-    for i, s in enumerate(steps):
-        groups.setdefault(_key(s.observation) if grouped else (i,), []).append(i)
-    members = list(groups.values())
-    firsts = [steps[m[0]] for m in members]
-    width = max(len(s.observation.legal_actions) for s in firsts)
-    count, adv_pos, adv_neg, old_logp = (np.zeros((len(members), width)) for _ in range(4))
-    for row, m in enumerate(members):
-        for i in m:
-            a = steps[i].action
-            count[row, a] += 1
-            adv_pos[row, a] += max(advantages[i], 0.0)
-            adv_neg[row, a] += min(advantages[i], 0.0)
-        n = len(firsts[row].observation.legal_actions)
-        old_logp[row, :n] = firsts[row].logp_all
-    ret = [returns[m] for m in members]
-
-    def tensor(values) -> torch.Tensor:
-        return torch.tensor(np.asarray(values, dtype=np.float64), dtype=torch.float32)
-
-    return GroupedRows(batch=encoder.encode([_key(s.observation) for s in firsts]), count=tensor(count),
-                       adv_pos=tensor(adv_pos), adv_neg=tensor(adv_neg), ret_sum=tensor([r.sum() for r in ret]),
-                       ret_sq=tensor([(r ** 2).sum() for r in ret]), old_logp=tensor(old_logp))
-
-
 def ppo_loss(logp: torch.Tensor, values: torch.Tensor, ref_logp: torch.Tensor, rows: GroupedRows,
-             index: torch.Tensor, config: PpoConfig, kl_coef: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+             index: torch.Tensor, config: RlConfig, kl_coef: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Returns (loss summed over the decisions the rows stand for, per-term sums) for (G, A) log π, (G,) values and
     (G, A) reference log-probabilities of the rows at `index`."""
     legal = torch.isfinite(logp)
     safe = logp.masked_fill(~legal, 0.0)
     ratio = torch.exp(safe - rows.old_logp[index])  # (G, A)
-    clipped = ratio.clamp(1 - config.clip, 1 + config.clip)
+    clipped = ratio.clamp(1 - config.ppo_clip, 1 + config.ppo_clip)
     pg = -(torch.minimum(ratio, clipped) * rows.adv_pos[index] + torch.maximum(ratio, clipped) * rows.adv_neg[index])
     n = rows.decisions[index]
     value = n * values ** 2 - 2 * values * rows.ret_sum[index] + rows.ret_sq[index]
@@ -275,52 +35,36 @@ def ppo_loss(logp: torch.Tensor, values: torch.Tensor, ref_logp: torch.Tensor, r
     entropy = -(probs * safe).sum(-1)
     kl = (probs * (safe - ref_logp.masked_fill(~legal, 0.0))).sum(-1)
     terms = {"pg_loss": pg.sum(), "value_loss": value.sum(), "entropy": (n * entropy).sum(), "kl_ref": (n * kl).sum()}
-    loss = (terms["pg_loss"] + config.value_coef * terms["value_loss"] - config.entropy_coef * terms["entropy"]
+    loss = (terms["pg_loss"] + config.ppo_value_coef * terms["value_loss"] - config.ppo_entropy * terms["entropy"]
             + kl_coef * terms["kl_ref"])
     return loss, terms
 
 
-def _forward(model: Hrm, batch: dict[str, torch.Tensor], index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns (log π, first-position state) of the rows at `index`, as the acting policy halts."""
-    device = next(model.parameters()).device
-    return acting_log_probs(model, {k: v[index].to(device) for k, v in batch.items()})
-
-
-def ppo_update(model: Hrm, value_head: ValueHead, reference: Hrm, rows: GroupedRows, config: PpoConfig,
+def ppo_update(model: Hrm, value_head: ValueHead, reference: Hrm, rows: GroupedRows, config: RlConfig,
                round_index: int = 0) -> tuple[Hrm, ValueHead, dict[str, float]]:
     """Returns (a trained copy of the policy, its trained value head, metrics) from one round's grouped rows."""
     student, critic = copy.deepcopy(model).train(), copy.deepcopy(value_head).train()
     device = next(model.parameters()).device
     rows = rows.to(device)
     generator = torch.Generator().manual_seed(config.seed + round_index)
-    kl_coef = config.kl_coef * config.kl_decay ** round_index
+    kl_coef = config.ppo_kl * config.ppo_kl_decay ** round_index
     decisions = float(rows.decisions.sum())
-    chunks = by_length(rows.batch, config.batch_size)
-    with torch.no_grad():  # the fixed reference distribution and the features the critic warms up on
-        ref_logp = torch.empty(len(rows), rows.batch["candidates"].shape[1], device=device)
-        features = torch.empty(len(rows), model.config.hidden_size, device=device)
-        for index in chunks:
-            ref_logp[index] = _forward(reference.eval(), rows.batch, index)[0]
-            features[index] = _forward(student.eval(), rows.batch, index)[1].float()
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=config.value_lr)
-    for _ in range(config.value_warmup_epochs):
-        for index in torch.randperm(len(rows), generator=generator).to(device).split(config.batch_size):
-            v, n = critic(features[index]), rows.decisions[index]
-            loss = (n * v ** 2 - 2 * v * rows.ret_sum[index] + rows.ret_sq[index]).sum()
-            critic_opt.zero_grad(set_to_none=True)
-            (loss / float(n.sum())).backward()
-            critic_opt.step()
+    chunks = by_length(rows.batch, config.ppo_batch_size)
+    ref_logp, _ = features_of(reference, rows, config.ppo_batch_size)  # the fixed reference distribution
+    _, features = features_of(student, rows, config.ppo_batch_size)
+    rows.fit_value_head(critic, features, config, generator)  # critic warm-up before the policy moves
     student.train()
-    optimizer = torch.optim.AdamW([{"params": student.parameters(), "lr": config.lr},
+    critic.train()
+    optimizer = torch.optim.AdamW([{"params": student.parameters(), "lr": config.ppo_lr},
                                    {"params": critic.parameters(), "lr": config.value_lr}], weight_decay=0.0)
     totals = {"pg_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl_ref": 0.0}
     epochs_run, approx_kl = 0, 0.0
-    for _ in range(config.epochs):
+    for _ in range(config.ppo_epochs):
         order = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
         epoch_totals = dict.fromkeys(totals, 0.0)
         kl_sum = 0.0
         for index in order:
-            logp, state = _forward(student, rows.batch, index)
+            logp, state = forward_rows(student, rows.batch, index)
             loss, terms = ppo_loss(logp, critic(state), ref_logp[index], rows, index, config, kl_coef)
             optimizer.zero_grad(set_to_none=True)
             (loss / float(rows.decisions[index].sum())).backward()
@@ -334,7 +78,7 @@ def ppo_update(model: Hrm, value_head: ValueHead, reference: Hrm, rows: GroupedR
         epochs_run += 1
         totals = epoch_totals
         approx_kl = kl_sum / decisions
-        if approx_kl > config.target_kl:
+        if approx_kl > config.ppo_target_kl:
             break
     metrics = {k: v / decisions for k, v in totals.items()} | {
         "approx_kl": approx_kl, "epochs": epochs_run, "rows": len(rows), "decisions": int(decisions),

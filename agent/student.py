@@ -175,18 +175,26 @@ def acting_log_probs(model: Hrm, batch: dict[str, torch.Tensor]) -> tuple[torch.
     """
     x, mask = model.embed_batch(batch)  # (B, P+W, D)
     z_H, z_L = model.initial_state(x)
-    halting_H, halting_L = z_H.clone(), z_L.clone()  # each row's state entering the segment it halts in
-    done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    with torch.no_grad():
-        for step in range(1, model.config.halt_max_steps + 1):
-            next_H, next_L = model.segment(z_H, z_L, x, mask)
-            q_halt, q_continue = model.q_values(next_H)
-            stop = ~done & ((q_halt > q_continue) | (step == model.config.halt_max_steps))
-            halting_H[stop], halting_L[stop] = z_H[stop], z_L[stop]
-            done |= stop
-            if done.all():
-                break
-            z_H, z_L = next_H, next_L
-    z_H, _ = model.segment(halting_H, halting_L, x, mask)
+    # The first segment runs with the gradient: most rows halt in it, and they need no second pass.
+    z_H, z_L = model.segment(z_H, z_L, x, mask)
+    q_halt, q_continue = model.q_values(z_H)
+    going = ~((q_halt > q_continue) | (model.config.halt_max_steps == 1))
+    if going.any():
+        rows = going.nonzero().squeeze(1)  # the rows that think on: find each one's halting segment without it
+        entry_H, entry_L = z_H[rows].detach(), z_L[rows].detach()
+        later_H, later_L = entry_H.clone(), entry_L.clone()  # each row's state entering the segment it halts in
+        done = torch.zeros(len(rows), dtype=torch.bool, device=x.device)
+        with torch.no_grad():
+            for step in range(2, model.config.halt_max_steps + 1):
+                next_H, next_L = model.segment(entry_H, entry_L, x[rows], None if mask is None else mask[rows])
+                q_halt, q_continue = model.q_values(next_H)
+                stop = ~done & ((q_halt > q_continue) | (step == model.config.halt_max_steps))
+                later_H[stop], later_L[stop] = entry_H[stop], entry_L[stop]
+                done |= stop
+                if done.all():
+                    break
+                entry_H, entry_L = next_H, next_L
+        halted_H, _ = model.segment(later_H, later_L, x[rows], None if mask is None else mask[rows])
+        z_H = z_H.index_put((rows,), halted_H)
     logp = torch.log_softmax(candidate_log_probs(model.answer(z_H), batch["candidates"]), dim=-1)
     return logp, z_H[:, 0]

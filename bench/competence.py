@@ -3,7 +3,7 @@
     python bench/competence.py [--minutes 60] [--eval-episodes 500] [--starts tiny,oracle:0.5]
 
 For each start (teacher), a fresh store and the autonomous loop exactly as `python start_training.py --teacher START`
-runs it (the product's defaults: AgentConfig, DistillArgs, PpoConfig) on FrozenLake-v1 (4×4) and Taxi-v4 for
+runs it (the product's defaults: AgentConfig, DistillArgs, RlConfig) on FrozenLake-v1 (4×4) and Taxi-v4 for
 `--minutes`: collect 1,100 decisions with the teacher → distil (train_hrm.py, agent-29m) → switch → improve by PPO
 rounds. Then, per env, mean return over the same `--eval-episodes` fixed seeds (never seen in training or in
 champion/challenger) for: uniform random, the teacher, the first distilled HRM, the HRM after RL (the active version

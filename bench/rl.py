@@ -4,10 +4,11 @@
 
 Same policy, same run. (1) Environment steps per second: the acting-only HRM (every decision runs the model, the
 way a policy without memoisation acts) on 16 FrozenLake-v1 + 16 Taxi-v4 games in lockstep, vs an RL round's
-rollouts (`PpoPolicy` memoised: each distinct input is evaluated once; every decision is still sampled and recorded
+rollouts (`RlPolicy` memoised: each distinct input is evaluated once; every decision is still sampled and recorded
 in a store). (2) One PPO epoch on the same rollouts as grouped rows (one per distinct input and action) vs one row per
 decision: decisions trained per second (the loss and gradient are the same; tests/agent/test_ppo.py checks it).
-The product's PpoConfig defaults, `agent-29m` (a distilled checkpoint, or random weights), `--device` (CPU).
+The product's RlConfig defaults (the update timed is PPO's epoch), `agent-29m` (a distilled checkpoint, or random
+weights), `--device` (CPU).
 """
 
 import argparse
@@ -22,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.envs import make_env  # noqa: E402
 from agent.hrm_policy import HrmPolicy  # noqa: E402
-from agent.ppo import PpoConfig, PpoPolicy, ValueHead, collect_rollouts, gae, group_rows, ppo_update  # noqa: E402
+from agent.ppo import ppo_update  # noqa: E402
+from agent.rl import RlConfig, RlPolicy, ValueHead, collect_rollouts, gae, group_rows  # noqa: E402
 from data.store import ExperienceStore  # noqa: E402
 from hrm import Hrm, HrmConfig, load_model  # noqa: E402
 
@@ -55,7 +57,7 @@ def acting_only(model: Hrm, per_env: int, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="a distilled HRM (default: agent-29m with random weights)")
-    parser.add_argument("--decisions", type=int, default=PpoConfig.rollout_decisions,
+    parser.add_argument("--decisions", type=int, default=RlConfig.rollout_decisions,
                         help="rollout decisions (default: a round's)")
     parser.add_argument("--update-decisions", type=int, default=2048,
                         help="rollout decisions the two update modes train on (the ungrouped one is slow)")
@@ -65,14 +67,14 @@ def main() -> None:
     torch.manual_seed(0)
     model = (load_model(args.checkpoint, args.device) if args.checkpoint
              else Hrm(HrmConfig.preset("agent-29m")).to(args.device).eval())
-    config = PpoConfig()
+    config = RlConfig()
     head = ValueHead(model.config.hidden_size).to(args.device)
     print(f"threads {torch.get_num_threads()} | agent-29m ({args.checkpoint or 'random weights'}) | "
           f"{config.games_per_env} games per env of {', '.join(ENVS)}")
 
     acting = acting_only(model, config.games_per_env, args.acting_seconds)
     print(f"acting-only HRM: {acting:,.1f} env steps/s (every decision runs the model)")
-    policy = PpoPolicy(model, head, seed=0)
+    policy = RlPolicy(model, head, seed=0)
     start = time.perf_counter()
     steps = collect_rollouts(policy, games(config.games_per_env), ExperienceStore("sqlite://"), args.decisions, 0)
     rollout = len(steps) / (time.perf_counter() - start)
@@ -83,7 +85,7 @@ def main() -> None:
     part = steps[:args.update_decisions]
     advantages, returns = gae(part, config.gamma, config.gae_lambda)
     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    one_epoch = replace(config, epochs=1, value_warmup_epochs=0, target_kl=float("inf"))
+    one_epoch = replace(config, ppo_epochs=1, value_epochs=0, ppo_target_kl=float("inf"))
     rates = {}
     for grouped in (True, False):
         rows = group_rows(part, advantages, returns, policy.encoder, grouped=grouped)

@@ -3,8 +3,8 @@
 - AdamATan2 (Everett et al. 2024, "Scaling Exponents Across Parameterizations and Optimizers"): Adam without
   epsilon, the division replaced by atan2: p ← p·(1 − lr·wd) − lr·atan2(m̂, √v̂). The seed uses a CUDA-only
   kernel package for it; this one needs none.
-- SignSGD for the task (puzzle) embedding: p ← p·(1 − lr·wd) − lr·sign(g), applied only to rows that received
-  gradient in this step (the rows of the batch's tasks), as the seed's sparse-embedding optimizer does.
+- SignSGD for the task (puzzle) embedding: p ← p·(1 − lr·wd) − lr·sign(g), applied to the rows of the batch's tasks
+  (decay included where a row's summed gradient happens to be zero), as the seed's sparse-embedding optimizer does.
 - Linear warmup then cosine decay to a floor (`min_ratio` × lr).
 """
 
@@ -53,12 +53,19 @@ class AdamATan2(Optimizer):
 
 
 class SignSGD(Optimizer):
-    """Sign-SGD with decoupled weight decay over the rows that received gradient (for embedding tables)."""
+    """Sign-SGD with decoupled weight decay over the rows of the batch (for embedding tables): the rows named by
+    `use_rows` before the step, as the seed does with its batch's puzzle ids; without them, the rows that received
+    gradient."""
 
     def __init__(self, params, lr: float = 1e-2, weight_decay: float = 0.0):
         if lr < 0 or weight_decay < 0:
             raise ValueError(f"invalid SignSGD settings: lr={lr}, weight_decay={weight_decay}")
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
+        self.rows: torch.Tensor | None = None
+
+    def use_rows(self, ids: torch.Tensor) -> None:
+        """Names the rows (e.g. the batch's task ids, repeats allowed) the next step updates."""
+        self.rows = ids.detach().flatten().unique()
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -73,9 +80,10 @@ class SignSGD(Optimizer):
                 if p.grad is None:
                     continue
                 g = p.grad.view(p.shape[0], -1)
-                rows = g.ne(0).any(dim=1)  # rows of tasks present in this batch
+                rows = g.ne(0).any(dim=1) if self.rows is None else self.rows.to(p.device)
                 w = p.view(p.shape[0], -1)
                 w[rows] = w[rows] * (1 - lr * wd) - lr * g[rows].sign()
+        self.rows = None
         return loss
 
 

@@ -134,6 +134,8 @@ class Trainer:
             self.scaler.unscale_(opt)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.network_params, self.config.grad_clip or float("inf"))
         for opt in self.optimizers:
+            if isinstance(opt, SignSGD):  # every task of the carried examples, on every rank, as the seed
+                opt.use_rows(torch.cat([t.to(self.device) for t in gather_objects(self.carry.data["task_ids"].cpu())]))
             self.scaler.step(opt)
         self.scaler.update()
         for opt in self.optimizers:

@@ -19,7 +19,7 @@ from data.store import ExperienceStore
 from tests.conftest import ROOT
 
 SMALL = dict(distill_epochs=1, distill_hidden_size=32, distill_halt_max_steps=2, distill_batch_size=16,
-             distill_min_examples=50, threshold=0.0, rl_rollout_decisions=64, rl_epochs=1)
+             distill_min_examples=50, threshold=0.0, rl_rollout_decisions=64, rl_fit_steps=2)
 """A small student and a short RL round, as AgentConfig fields ..."""
 FLAGS = [arg for key, value in SMALL.items() for arg in ("--" + key.replace("_", "-"), str(value))]
 """... and as start_training.py's options."""

@@ -44,6 +44,19 @@ def test_sign_sgd_moves_only_rows_with_gradient():
     torch.testing.assert_close(table.detach(), expected)
 
 
+def test_sign_sgd_decays_every_row_of_the_batch_even_without_gradient():
+    table = torch.nn.Parameter(torch.ones(4, 2))
+    opt = SignSGD([table], lr=0.1, weight_decay=0.5)
+    table.grad = torch.zeros(4, 2)
+    table.grad[1] = torch.tensor([2.0, -1.0])
+    opt.use_rows(torch.tensor([1, 3, 3]))  # task 3 is in the batch; its summed gradient is exactly zero
+    opt.step()
+    expected = torch.ones(4, 2)
+    expected[1] = torch.tensor([0.95 - 0.1, 0.95 + 0.1])
+    expected[3] = torch.tensor([0.95, 0.95])
+    torch.testing.assert_close(table.detach(), expected)
+
+
 def test_warmup_then_cosine_to_the_floor():
     assert warmup_cosine(0, warmup_steps=10, total_steps=110) == 0.0
     assert warmup_cosine(5, warmup_steps=10, total_steps=110) == 0.5

@@ -1,12 +1,15 @@
-"""PPO for the HRM: log π is the acting policy's, rollouts are memoised without changing a decision, grouped rows give
-the ungrouped loss and gradient, the value head fits returns, and PPO learns a small text env."""
+"""RL for the HRM: log π is the acting policy's, rollouts are memoised without changing a decision, grouped rows give
+the ungrouped loss and gradient, the value head fits returns, the AWR target moves mass to better actions and keeps
+exploring, and both updates (AWR, the default, and PPO) learn a small text env from a near-uniform start."""
 
 import gymnasium
 import torch
 
+from agent.awr import awr_targets, awr_update
 from agent.envs import TextEnv, make_env
 from agent.hrm_policy import HrmPolicy
-from agent.ppo import PpoConfig, PpoPolicy, ValueHead, collect_rollouts, gae, group_rows, ppo_loss, ppo_update
+from agent.ppo import ppo_loss, ppo_update
+from agent.rl import RlConfig, RlPolicy, ValueHead, collect_rollouts, gae, group_rows, normalise_per_task
 from agent.student import acting_log_probs
 from data.store import ExperienceStore
 from hrm import Hrm, HrmConfig
@@ -49,7 +52,7 @@ def test_memoised_rollouts_make_the_same_decisions_and_evaluate_each_input_once(
     played = {}
     for memoise in (True, False):
         store = ExperienceStore(tmp_path / f"{memoise}.db")
-        policy = PpoPolicy(model, head, version=None, seed=3, memoise=memoise)
+        policy = RlPolicy(model, head, version=None, seed=3, memoise=memoise)
         envs = [make_env("FrozenLake-v1") for _ in range(4)]
         steps = collect_rollouts(policy, envs, store, 200, seed=5)
         stored = [d.chosen for d in store.decisions()]
@@ -64,7 +67,7 @@ def _rows_and_refs(grouped: bool):
     model = small_student(halting=False)
     head = ValueHead(32)
     torch.nn.init.normal_(head.net[-1].weight, std=1.0)  # values that differ by state: advantages of both signs
-    policy = PpoPolicy(model, head, seed=0)
+    policy = RlPolicy(model, head, seed=0)
     steps = collect_rollouts(policy, [make_env("Taxi-v4") for _ in range(4)], ExperienceStore("sqlite://"), 120,
                              seed=0)
     advantages, returns = gae(steps, 0.99, 0.95)
@@ -83,7 +86,7 @@ def test_grouped_rows_give_the_ungrouped_loss_and_gradient():
         index = torch.arange(len(rows))
         logp, state = acting_log_probs(model, rows.batch)
         ref = logp.detach() + 0.1
-        loss, terms = ppo_loss(logp, head(state), ref, rows, index, PpoConfig(), kl_coef=0.05)
+        loss, terms = ppo_loss(logp, head(state), ref, rows, index, RlConfig(), kl_coef=0.05)
         model.zero_grad()
         loss.backward()
         results[grouped] = (loss.detach(), model.lm_head.weight.grad.clone(), len(rows))
@@ -140,7 +143,7 @@ def corridor() -> TextEnv:
     return CorridorText("Corridor", 5, gymnasium.wrappers.TimeLimit(Corridor(), 12))
 
 
-def greedy_return(policy: PpoPolicy) -> float:
+def greedy_return(policy: RlPolicy) -> float:
     env = corridor()
     env.reset(seed=0)
     total, done = 0.0, False
@@ -151,28 +154,67 @@ def greedy_return(policy: PpoPolicy) -> float:
     return total
 
 
-def test_ppo_learns_a_corridor_from_a_near_uniform_start(tmp_path):
+def learn_corridor(tmp_path, update) -> None:
+    """Runs 12 rounds of `update(model, head, rows, round_index) -> (model, head)` from a near-uniform start and
+    asserts the corridor is learnt: greedy play reaches the exit, sampled play ≥ 0.9 of the optimum."""
     model, head = small_student(seed=1, halting=False), ValueHead(32)
-    config = PpoConfig(lr=1e-3, value_lr=3e-3, kl_coef=0.0, epochs=4, value_warmup_epochs=10, target_kl=0.5)
     store = ExperienceStore(tmp_path / "rl.db")
-    first = PpoPolicy(model, head)
+    first = RlPolicy(model, head)
     start_probs = [p for p, _ in first.evaluate([_at(cell) for cell in range(4)])]
     assert all(0.3 < p[1] < 0.7 for p in start_probs)  # near uniform in every cell
     assert greedy_return(first) == 0.0  # greedily it walks west: the start fails
     rollout_returns = []
     for round_index in range(12):
-        policy = PpoPolicy(model, head, seed=round_index)
+        policy = RlPolicy(model, head, seed=round_index)
         steps = collect_rollouts(policy, [corridor() for _ in range(8)], store, 256, seed=round_index)
         rollout_returns.append(sum(s.reward for s in steps) / len({s.episode for s in steps}))
         advantages, returns = gae(steps, 0.9, 0.95)
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        rows = group_rows(steps, advantages, returns, policy.encoder)
-        model, head, _ = ppo_update(model, head, model, rows, config, round_index)
-    final = PpoPolicy(model, head)
+        rows = group_rows(steps, normalise_per_task(steps, advantages), returns, policy.encoder)
+        model, head = update(model, head, rows, round_index)
+    final = RlPolicy(model, head)
     east = [p[1] for p, _ in final.evaluate([_at(cell) for cell in range(4)])]
     assert greedy_return(final) == 1.0  # the optimum
     assert min(east) > 0.75 > max(p[1] for p in start_probs)
     assert rollout_returns[-1] > 0.9 > rollout_returns[0]  # sampled play: ≥ 0.9 of the optimum
+
+
+def test_ppo_learns_a_corridor_from_a_near_uniform_start(tmp_path):
+    config = RlConfig(update="ppo", ppo_lr=1e-3, value_lr=3e-3, ppo_kl=0.0, ppo_epochs=4, value_epochs=10,
+                      ppo_target_kl=0.5)
+
+    def update(model, head, rows, round_index):
+        model, head, _ = ppo_update(model, head, model, rows, config, round_index)
+        return model, head
+
+    learn_corridor(tmp_path, update)
+
+
+def test_awr_learns_a_corridor_from_a_near_uniform_start(tmp_path):
+    config = RlConfig(fit_lr=1e-3, fit_steps=24, value_lr=3e-3, value_epochs=10, floor=0.05)
+    state = {"optimizer": None}
+
+    def update(model, head, rows, round_index):
+        model, head, _, state["optimizer"] = awr_update(model, head, rows, config, round_index, state["optimizer"])
+        return model, head
+
+    learn_corridor(tmp_path, update)
+
+
+def test_the_awr_target_favours_better_actions_and_keeps_every_action_tried():
+    model, head, rows = _rows_and_refs(grouped=True)
+    target = awr_targets(rows, beta=0.5, shrink=2.0, floor=0.1)
+    probs, old = target.exp(), rows.old_logp.exp() * rows.legal
+    assert torch.allclose(probs.sum(-1), torch.ones(len(rows)), atol=1e-5)
+    assert (probs[~rows.legal] == 0).all()
+    assert (probs[rows.legal] >= 0.1 / 6 - 1e-6).all()  # the floor: every legal action keeps being sampled
+    mean_adv = (rows.adv_pos + rows.adv_neg) / rows.count.clamp(min=1)
+    for g in range(len(rows)):  # within a state, the action with the best mean advantage gains on the worst
+        taken = (rows.count[g] > 0).nonzero().squeeze(1)
+        if len(taken) < 2:
+            continue
+        best, worst = taken[mean_adv[g, taken].argmax()], taken[mean_adv[g, taken].argmin()]
+        if mean_adv[g, best] > mean_adv[g, worst]:
+            assert probs[g, best] / probs[g, worst] > old[g, best] / old[g, worst]
 
 
 def _at(cell: int):
