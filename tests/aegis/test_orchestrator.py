@@ -9,12 +9,13 @@ import time
 import numpy as np
 import pytest
 
-from aegis.improve import ImproveConfig, judge, settle
+from aegis.improve import ImproveConfig, improve_round, judge, load_optimizer_state, optimizer_path, settle
 from aegis.orchestrator import AgentConfig, Orchestrator
 from aegis.registry import activate
 from aegis.state import read_rl
 from agent.oracle import OracleTeacher
 from agent.policy import RandomPolicy
+from agent.rl import RlConfig
 from data.store import ExperienceStore
 from tests.conftest import ROOT
 
@@ -170,6 +171,20 @@ def test_a_rejected_candidate_leaves_the_champion_active(tmp_path, make_checkpoi
     assert store.model_version(challenger).status == "rejected"
     assert "rejected" in store.events(kind="reject")[0].message
     assert os.path.exists(store.model_version(champion).checkpoint_path)
+
+
+def test_rl_rounds_continue_the_fit_optimizer_and_keep_only_the_active_versions_state(tmp_path, make_checkpoint):
+    store = ExperienceStore(tmp_path / "aegis.db")
+    activate(store, store.add_model_version("imitation", make_checkpoint("student"), {}))
+    config = ImproveConfig(rl=RlConfig(rollout_decisions=32, fit_steps=3, value_epochs=1), eval_episodes=2,
+                           noise=float("inf"), out=str(tmp_path / "models"))  # every candidate is accepted
+    for round_index in range(2):
+        report = improve_round(store, store.active_version(), ["FrozenLake-v1"], config, round_index)
+        assert report["accepted"]
+        state = load_optimizer_state(store.active_version().checkpoint_path)
+        assert {int(s["step"]) for s in state["state"].values()} == {3 * (round_index + 1)}  # Adam went on
+    kept = sorted((tmp_path / "models").glob("*.optim.pt"))
+    assert kept == [optimizer_path(store.active_version().checkpoint_path)]
 
 
 @pytest.mark.slow
