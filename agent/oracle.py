@@ -9,7 +9,8 @@ from agent.policy import Decision, Observation, decision_from_probs
 class OracleTeacher:
     """Acts with probabilities (1 - ε) · softmax(Q*(s, ·) / temperature) + ε / |legal actions|.
 
-    Q* comes from each env's `optimal_q` (value iteration on `env.unwrapped.P`, exact DP for Blackjack). The default
+    Q* comes from each env's `optimal_q` (value iteration on `env.unwrapped.P`, exact DP for Blackjack); an env with
+    an expert instead (the BabyAI bot) gives its action all of the (1 − ε) share. The default
     temperature 0.01 is small next to most gaps between the best and second-best action (median 1 in Taxi, 2 in
     CliffWalking, 0.23 in FrozenLake 4x4, 0.03 in 8x8), so the oracle is near-greedy but keeps close calls soft.
 
@@ -39,11 +40,15 @@ class OracleTeacher:
             self._envs[observation.env_name] = make_env(observation.env_name)
         env = self._envs[observation.env_name]
         q = env.optimal_q(observation.state)
-        if q is None:
-            raise ValueError(f"{observation.env_name} has no optimal Q-values, so the oracle cannot act in it")
-        legal_q = q[[env.action_names.index(action) for action in observation.legal_actions]]
-        soft = np.exp((legal_q - legal_q.max()) / self.temperature)
-        soft /= soft.sum()
+        legal = [env.action_names.index(action) for action in observation.legal_actions]
+        if q is not None:
+            legal_q = q[legal]
+            soft = np.exp((legal_q - legal_q.max()) / self.temperature)
+            soft /= soft.sum()
+        else:  # an expert instead of Q*: its action, or uniform where it has none
+            expert = env.expert_action(observation.state)
+            soft = np.array([float(a == expert) for a in legal]) if expert in legal else np.ones(len(legal))
+            soft /= soft.sum()
         return (1.0 - self.epsilon) * soft + self.epsilon / len(soft)
 
     def decide(self, observations: list[Observation], greedy: bool = False) -> list[Decision]:

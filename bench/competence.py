@@ -9,6 +9,8 @@ rounds. Then, per env, mean return over the same `--eval-episodes` fixed seeds (
 champion/challenger) for: uniform random, the teacher, the first distilled HRM, the HRM after RL (the active version
 at the end) — both greedy with adaptive halting — and the exact optimum (value iteration), with each one's ratio to
 the optimum. On FrozenLake the mean return is the success rate. Aims: FrozenLake ≥ 0.70, Taxi-v4 ≥ 7.0.
+`--envs` picks others (any registered names, e.g. BabyAI-GoToLocal): an env without a known optimum (BabyAI) is
+scored by its success rate (the share of episodes that paid anything), aim 0.80.
 The teacher is scored greedily (its argmax, what distillation copies) on the same seeds and, as it acted, by the
 mean return of the episodes it collected. `--eval-only` scores the stores a previous run left in `--out`.
 
@@ -43,13 +45,19 @@ from data.store import ExperienceStore  # noqa: E402
 
 ENVS = ("FrozenLake-v1", "Taxi-v4")
 AIMS = {"FrozenLake-v1": 0.70, "Taxi-v4": 7.0}
+SUCCESS_AIM = 0.80  # envs scored by success rate (no known optimum)
+
+
+def score(env: str, returns: np.ndarray) -> float:
+    """Returns the env's figure of merit: the mean return, or the success rate where no optimum is known."""
+    return float(np.mean(returns)) if make_env(env).optimal_return() is not None else float(np.mean(returns > 0))
 EVAL_SEED = 50_000  # far from the runner's and champion/challenger's seeds
 console = Console(width=140)
 
 
 def run_loop(start: str, out: Path, args: argparse.Namespace) -> ExperienceStore:
     """Runs the autonomous loop from an empty store for args.minutes; returns the store it filled."""
-    config = AgentConfig(db=str(out / "aegis.db"), envs=",".join(ENVS), teacher=start, duration=args.minutes * 60,
+    config = AgentConfig(db=str(out / "aegis.db"), envs=",".join(args.envs), teacher=start, duration=args.minutes * 60,
                          out=str(out / "models"), seed=args.seed, device=args.device)
     orch = Orchestrator(config)
     last = {"phase": None, "at": 0.0}
@@ -69,14 +77,14 @@ def run_loop(start: str, out: Path, args: argparse.Namespace) -> ExperienceStore
     return orch.store
 
 
-def loop_summary(store: ExperienceStore) -> dict:
+def loop_summary(store: ExperienceStore, envs: list[str]) -> dict:
     """Returns what the loop did: versions, first distilled and final active, RL rounds accepted and rejected."""
     versions = store.model_versions()
     distilled = [v for v in versions if v.kind == "imitation"]
     first_active = next((v for v in sorted(distilled, key=lambda v: v.id) if v.activated_at is not None), None)
     rl = [v for v in versions if v.kind == "rl"]
     active = store.active_version()
-    visited = {env: len({d.state for d in store.decisions(env=env) if is_teacher_decision(d)}) for env in ENVS}
+    visited = {env: len({d.state for d in store.decisions(env=env) if is_teacher_decision(d)}) for env in envs}
     return {"decisions": store.count_decisions(), "distillations": len(distilled), "teacher_states": visited,
             "distilled": first_active, "active": active,
             "rl_accepted": sum(v.status != "rejected" for v in rl),
@@ -96,13 +104,13 @@ def evaluate(start: str, store: ExperienceStore, summary: dict,
         if version is not None:
             policies[key] = (HrmPolicy.load(version.checkpoint_path, version.id, device=args.device), True)
     results = {}
-    for env in ENVS:
+    for env in args.envs:
         collected = [e.episode_return for e in store.episodes(env=env, policy=start_name)]
-        results[env] = {"optimum": make_env(env).optimal_return(),
-                        "teacher acting": float(np.mean(collected)) if collected else float("nan")}
+        results[env] = {"optimum": make_env(env).optimal_return() or 1.0,
+                        "teacher acting": score(env, np.array(collected)) if collected else float("nan")}
         for name, (policy, greedy) in policies.items():
             started = time.perf_counter()
-            results[env][name] = float(np.mean(episode_returns(policy, env, seeds, greedy=greedy, batch=100)))
+            results[env][name] = score(env, episode_returns(policy, env, seeds, greedy=greedy, batch=100))
             console.print(f"  [{start}] {env} {name}: {results[env][name]:.3f} ({time.perf_counter() - started:.0f}s)")
     return results
 
@@ -123,29 +131,30 @@ def show(start: str, summary: dict, results: dict, minutes: float) -> None:
         cells = [f"{row[key]:.3f}" if key in row else "—"
                  for key in ("random", "teacher acting", "teacher", "distilled", "active")]
         final = row.get("active", row["teacher"])
-        aim = f"≥ {AIMS[env]:g} {'✓' if final >= AIMS[env] else '✗'}"
+        target = AIMS.get(env, SUCCESS_AIM)
+        aim = f"≥ {target:g} {'✓' if final >= target else '✗'}"
         table.add_row(env, *cells, f"{row['optimum']:.3f}", f"{final / row['optimum']:.2f}", aim)
     console.print(table)
 
 
-def rl_rounds(store: ExperienceStore) -> list[dict]:
+def rl_rounds(store: ExperienceStore, envs: list[str]) -> list[dict]:
     """Prints and returns one row per RL round: the verdict, each env's judged return before → after, and the update's
     KL, entropy and value loss."""
     runs = sorted(store.training_runs(kind="rl"), key=lambda r: r.id)
-    table = Table("round", "version", "verdict", *(f"{env} champion → challenger" for env in ENVS),
-                  *(f"{env} rollouts" for env in ENVS), "decisions", "rows", "epochs", "approx KL", "entropy",
+    table = Table("round", "version", "verdict", *(f"{env} champion → challenger" for env in envs),
+                  *(f"{env} rollouts" for env in envs), "decisions", "rows", "epochs", "approx KL", "entropy",
                   "value loss", title="RL rounds (judged greedily on the fixed champion/challenger seeds)")
     rows = []
     for i, run in enumerate(runs):
         m = run.metrics[-1] if run.metrics else {}
         rows.append(m | {"round": i, "version": run.model_version_id})
         if not m:
-            table.add_row(str(i), "—", run.status, *[""] * (2 * len(ENVS) + 6))
+            table.add_row(str(i), "—", run.status, *[""] * (2 * len(envs) + 6))
             continue
         table.add_row(str(i), str(run.model_version_id), "accepted" if m.get("accepted") else "rejected",
                       *(f"{m.get(f'{env}/champion', float('nan')):.3f} → {m.get(f'{env}/challenger', float('nan')):.3f}"
-                        for env in ENVS),
-                      *(f"{m.get(f'{env}/rollout_return', float('nan')):.3f}" for env in ENVS),
+                        for env in envs),
+                      *(f"{m.get(f'{env}/rollout_return', float('nan')):.3f}" for env in envs),
                       f"{m.get('decisions', 0):,}", f"{m.get('rows', 0):,}", f"{m.get('epochs', 0)}",
                       f"{m.get('approx_kl', float('nan')):.4f}", f"{m.get('entropy', float('nan')):.3f}",
                       f"{m.get('value_loss', float('nan')):.3g}")
@@ -158,19 +167,21 @@ def main() -> None:
     parser.add_argument("--starts", default="tiny,oracle:0.5", help="comma-separated teachers to start from")
     parser.add_argument("--minutes", type=float, default=60.0, help="loop budget per start")
     parser.add_argument("--eval-episodes", type=int, default=500)
+    parser.add_argument("--envs", default=",".join(ENVS), help="comma-separated env names")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (the agent's --device)")
     parser.add_argument("--out", default="runs/bench-competence", help="folder of one store and run per start")
     parser.add_argument("--eval-only", action="store_true", help="score the stores already in --out")
     parser.add_argument("--plot", action="store_true", help="also write each start's learning curves (curves.png)")
     args = parser.parse_args()
+    args.envs = args.envs.split(",")
     out = Path(args.out)
     starts = args.starts.split(",")
     missing = [s for s in starts if not (out / s.replace(":", "-") / "aegis.db").is_file()]
     if args.eval_only and missing:
         parser.error(f"--eval-only: no store from an earlier run for {', '.join(missing)} in {out}; run without "
                      "--eval-only first")
-    console.print(f"threads {torch.get_num_threads()} | envs {', '.join(ENVS)} | {args.minutes:g} min per start | "
+    console.print(f"threads {torch.get_num_threads()} | envs {', '.join(args.envs)} | {args.minutes:g} min per start | "
                   f"{args.eval_episodes} evaluation episodes per env and policy")
     for start in starts:
         folder = out / start.replace(":", "-")
@@ -181,16 +192,16 @@ def main() -> None:
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
             store = run_loop(start, folder, args)
-        summary = loop_summary(store)
+        summary = loop_summary(store, args.envs)
         results = evaluate(start, store, summary, args)
         show(start, summary, results, (time.perf_counter() - started) / 60)
-        rounds = rl_rounds(store)
+        rounds = rl_rounds(store, args.envs)
         report = {"results": results, "decisions": summary["decisions"], "agreement": summary["agreement"],
                   "teacher_states": summary["teacher_states"],
                   "rl_accepted": summary["rl_accepted"], "rl_rejected": summary["rl_rejected"], "rl_rounds": rounds}
         (folder / "results.json").write_text(json.dumps(report, indent=2))
         if args.plot:
-            console.print(f"learning curves: {save_learning_curves(store, folder / 'curves.png', list(ENVS))}")
+            console.print(f"learning curves: {save_learning_curves(store, folder / 'curves.png', args.envs)}")
         console.print(f"results: {folder / 'results.json'}")
 
 

@@ -82,6 +82,11 @@ class TextEnv(ABC):
         """Return the optimal expected episode return over the start states, or None where it is not known."""
         return None
 
+    def expert_action(self, state: Hashable) -> int | None:
+        """Return an expert's action index in `state` where the env has an expert but no Q* (e.g. a planning bot),
+        or None."""
+        return None
+
     def close(self) -> None:
         """Release the underlying gymnasium env."""
         self.env.close()

@@ -10,8 +10,15 @@ free id below MAX_TASKS. Adding a gymnasium env is a TextEnv subclass and one ro
 | 2       | Taxi-v4           | Taxi-v4 (dry, non-fickle, 200-step limit)          |
 | 3       | CliffWalking-v1   | CliffWalking-v1 + a 200-step limit                 |
 | 4       | Blackjack-v1      | Blackjack-v1 (sab=True)                            |
+| 5       | BabyAI-GoToRedBall   | BabyAI-GoToRedBall-v0 (minigrid; 64 steps)      |
+| 6       | BabyAI-GoToLocal     | BabyAI-GoToLocal-v0 (64 steps)                  |
+| 7       | BabyAI-PickupLoc     | BabyAI-PickupLoc-v0 (64 steps)                  |
+| 8       | BabyAI-PutNextLocal  | BabyAI-PutNextLocal-v0 (128 steps)              |
+
+The BabyAI envs (`agent/envs/babyai.py`) import minigrid only when one is made.
 """
 
+import importlib
 from typing import Any, NamedTuple
 
 import gymnasium
@@ -29,7 +36,7 @@ class EnvSpec(NamedTuple):
     """How to build one registered env: its task id, TextEnv class, gymnasium id and `gymnasium.make` kwargs."""
 
     task_id: int
-    text_env: type[TextEnv]
+    text_env: type[TextEnv] | str  # the class, or "module:Class" imported when the env is first made
     gym_id: str
     make_kwargs: dict[str, Any]
 
@@ -42,6 +49,10 @@ _SPECS: dict[str, EnvSpec] = {
     # CliffWalking-v1 is registered without a TimeLimit; a wandering policy would never end an episode.
     "CliffWalking-v1": EnvSpec(3, CliffWalking, "CliffWalking-v1", {"max_episode_steps": 200}),
     "Blackjack-v1": EnvSpec(4, Blackjack, "Blackjack-v1", {}),
+    "BabyAI-GoToRedBall": EnvSpec(5, "agent.envs.babyai:BabyAI", "BabyAI-GoToRedBall-v0", {}),
+    "BabyAI-GoToLocal": EnvSpec(6, "agent.envs.babyai:BabyAI", "BabyAI-GoToLocal-v0", {}),
+    "BabyAI-PickupLoc": EnvSpec(7, "agent.envs.babyai:BabyAI", "BabyAI-PickupLoc-v0", {}),
+    "BabyAI-PutNextLocal": EnvSpec(8, "agent.envs.babyai:BabyAI", "BabyAI-PutNextLocal-v0", {}),
 }
 
 ENV_NAMES: tuple[str, ...] = tuple(_SPECS)
@@ -53,4 +64,8 @@ def make_env(name: str) -> TextEnv:
     if name not in _SPECS:
         raise ValueError(f"unknown environment {name!r}; choose one of: {', '.join(ENV_NAMES)}")
     spec = _SPECS[name]
-    return spec.text_env(name, spec.task_id, gymnasium.make(spec.gym_id, **spec.make_kwargs))
+    text_env = spec.text_env
+    if isinstance(text_env, str):
+        module, cls = text_env.split(":")
+        text_env = getattr(importlib.import_module(module), cls)  # also registers the module's gymnasium ids
+    return text_env(name, spec.task_id, gymnasium.make(spec.gym_id, **spec.make_kwargs))

@@ -16,14 +16,17 @@ GYMNASIUM = {
     "CliffWalking-v1": ("CliffWalking-v1", {"max_episode_steps": 200}, 200),
     "Blackjack-v1": ("Blackjack-v1", {}, None),
 }
+BABYAI = {"BabyAI-GoToRedBall": 5, "BabyAI-GoToLocal": 6, "BabyAI-PickupLoc": 7, "BabyAI-PutNextLocal": 8}
+"""minigrid levels (their own step limits); tests/agent/envs/test_babyai.py checks their steps against minigrid's."""
 
 
 def test_task_ids_are_stable_and_unique():
     # These ids are rows of trained HRMs' task embeddings: changing one breaks every checkpoint.
-    expected = {"FrozenLake-v1": 0, "FrozenLake-v1-8x8": 1, "Taxi-v4": 2, "CliffWalking-v1": 3, "Blackjack-v1": 4}
+    expected = {"FrozenLake-v1": 0, "FrozenLake-v1-8x8": 1, "Taxi-v4": 2, "CliffWalking-v1": 3, "Blackjack-v1": 4,
+                **BABYAI}
     assert TASK_IDS == expected
     assert len(set(TASK_IDS.values())) == len(TASK_IDS) and max(TASK_IDS.values()) < MAX_TASKS
-    assert set(ENV_NAMES) == set(GYMNASIUM)
+    assert set(ENV_NAMES) == set(GYMNASIUM) | set(BABYAI)
     assert all(make_env(name).task_id == TASK_IDS[name] and make_env(name).name == name for name in ENV_NAMES)
 
 
@@ -32,7 +35,7 @@ def test_unknown_name_lists_the_choices():
         make_env("Pong")
 
 
-@pytest.mark.parametrize("name", ENV_NAMES)
+@pytest.mark.parametrize("name", GYMNASIUM)
 def test_steps_are_gymnasiums_own(name):
     gym_id, kwargs, step_limit = GYMNASIUM[name]
     env, reference = make_env(name), gymnasium.make(gym_id, **kwargs)

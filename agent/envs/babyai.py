@@ -1,0 +1,147 @@
+"""BabyAI levels (minigrid) as text: what the agent sees in its 7×7 view as sentences, and the BabyAI bot as expert.
+
+The agent sees a 7×7 square in front of it (itself at the middle of the bottom row, facing "forward"). Each object
+in view becomes a phrase with its position relative to the agent — "a red ball 2 steps left and 1 step forward" —
+walls become the distance to the nearest one straight ahead, left and right, then what the agent carries, and the
+mission comes last (the student's input is truncated from the left, so the end is what it always keeps).
+
+The state a policy sees (`Observation.state`) is (seed, actions so far): hashable, stored as text, and enough to
+rebuild the episode, which is how the expert (`minigrid`'s BabyAI bot, which plans on the true grid) is asked what to
+do in any state.
+"""
+
+import contextlib
+import io
+from collections.abc import Hashable
+from typing import Any, SupportsFloat
+
+import gymnasium
+import numpy as np
+from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
+from minigrid.utils.baby_ai_bot import BabyAIBot
+
+from agent.envs.base import TextEnv
+
+_AGENT_X, _AGENT_Y = 3, 6  # the agent's cell in minigrid's egocentric 7×7 view (x right, y forward-to-back)
+_DOOR_STATES = {v: k for k, v in STATE_TO_IDX.items()}
+_SEED_RANGE = 2**31 - 1
+
+
+def _steps(n: int, direction: str) -> str:
+    return f"{n} step{'s' if n != 1 else ''} {direction}"
+
+
+def describe_view(image: np.ndarray, carrying: str | None, mission: str) -> str:
+    """Returns the sentences for one egocentric view: `image` is minigrid's (7, 7, 3) [object, colour, state]."""
+    things, walls = [], {}
+    for x in range(image.shape[0]):
+        for y in range(image.shape[1]):
+            kind, colour, state = (int(v) for v in image[x, y])
+            name = IDX_TO_OBJECT[kind]
+            if name in ("unseen", "empty", "floor", "agent") or (x, y) == (_AGENT_X, _AGENT_Y):
+                continue
+            right, forward = x - _AGENT_X, _AGENT_Y - y
+            if name == "wall":
+                for direction, straight, distance in (("forward", right == 0, forward), ("left", forward == 0, -right),
+                                                      ("right", forward == 0, right)):
+                    if straight and distance > 0:
+                        walls[direction] = min(walls.get(direction, distance), distance)
+                continue
+            where = [_steps(abs(right), "left" if right < 0 else "right")] if right else []
+            where += [_steps(forward, "forward")] if forward else []
+            label = f"{IDX_TO_COLOR[colour]} {name}"
+            if name == "door":
+                label = f"{_DOOR_STATES[state]} {label}"
+            things.append((abs(right) + forward, f"a {label} {' and '.join(where) or 'here'}"))
+    # farthest first: the student's input is cut from the left, so what goes first is what is least needed
+    lines = ["You see " + ", ".join(t for _, t in sorted(things, reverse=True)) + "." if things
+             else "You see no objects."]
+    if walls:
+        lines.append("Walls: " + ", ".join(_steps(walls[d], d) for d in ("forward", "left", "right") if d in walls)
+                     + ".")
+    if carrying:
+        lines.append(f"You carry a {carrying}.")
+    lines.append(f"Mission: {mission}.")
+    return "\n".join(lines)
+
+
+class BabyAI(TextEnv):
+    """A BabyAI level: reward 1 − 0.9·(steps / max steps) on completing the mission, 0 otherwise."""
+
+    action_names = ["turn left", "turn right", "go forward", "pick up", "drop", "toggle"]
+    description = "Complete the mission in the grid world; the sooner, the higher the reward."
+
+    def __init__(self, name: str, task_id: int, env: gymnasium.Env):
+        super().__init__(name, task_id, env)
+        self.seed: int | None = None
+        self.actions: tuple[int, ...] = ()
+        self.obs: dict[str, Any] | None = None
+        self._seeds = np.random.default_rng()
+        self._experts: dict[int, tuple] = {}  # seed → (actions, env, bot, suggestion): the bots of recent episodes
+
+    def reset(self, seed: int | None = None) -> Hashable:
+        """Starts the level generated from `seed` (a random one without it); returns the state (seed, ())."""
+        self.seed = int(self._seeds.integers(_SEED_RANGE)) if seed is None else int(seed)
+        with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints each level it rejects while generating
+            self.obs, _ = self.env.reset(seed=self.seed)
+        self.actions = ()
+        self.state = (self.seed, self.actions)
+        return self.state
+
+    def step(self, action: int) -> tuple[Hashable, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Takes action index `action`; the returned observation is the new state (seed, actions so far)."""
+        self.obs, reward, terminated, truncated, info = self.env.step(action)
+        self.actions += (int(action),)
+        self.state = (self.seed, self.actions)
+        return self.state, reward, terminated, truncated, info
+
+    def observation_text(self) -> str:
+        """Returns the current view, what the agent carries and the mission as sentences."""
+        carrying = self.env.unwrapped.carrying
+        described = f"{carrying.color} {carrying.type}" if carrying is not None else None
+        return describe_view(self.obs["image"], described, self.obs["mission"])
+
+    def render_text(self, state: Hashable) -> str:
+        """Returns the text of any state (seed, actions), by replaying it on a copy of this level."""
+        replay = _replay(self.name, self.task_id, self.env.spec.id, state)
+        return replay.observation_text()
+
+    def expert_action(self, state: Hashable) -> int | None:
+        """Returns the BabyAI bot's action in `state` (seed, actions so far), or None where it thinks the mission is
+        done. The bot plans on the true grid and remembers what it has seen, so it is fed the episode's actions: an
+        episode asked about step by step (the teacher acting) continues its bot; any other state is replayed."""
+        seed, actions = state
+        known = self._experts.get(seed)
+        if known is not None and known[0] == actions:
+            return known[3]
+        if known is not None and known[0] == actions[:-1]:
+            _, env, bot, _ = known
+            env.step(actions[-1])
+            suggestion = bot.replan(actions[-1])
+        else:
+            env = gymnasium.make(self.env.spec.id)
+            with contextlib.redirect_stdout(io.StringIO()):
+                env.reset(seed=seed)
+            bot = BabyAIBot(env.unwrapped)
+            suggestion = bot.replan()
+            for action in actions:
+                env.step(action)
+                suggestion = bot.replan(action)
+        self._experts.pop(seed, None)
+        self._experts[seed] = (actions, env, bot, None if suggestion >= len(self.action_names) else int(suggestion))
+        while len(self._experts) > 256:  # the oldest episode's bot goes
+            self._experts.pop(next(iter(self._experts)))[1].close()
+        return self._experts[seed][3]
+
+    def success(self, episode_return: float, terminated: bool) -> bool:
+        """Returns whether the mission was completed (the only way a BabyAI level pays)."""
+        return episode_return > 0
+
+
+def _replay(name: str, task_id: int, gym_id: str, state: Hashable) -> BabyAI:
+    seed, actions = state
+    env = BabyAI(name, task_id, gymnasium.make(gym_id))
+    env.reset(seed=seed)
+    for action in actions:
+        env.step(action)
+    return env
