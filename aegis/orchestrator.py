@@ -46,8 +46,9 @@ class AgentConfig:
     """Comma-separated environments, stepped in lockstep (each repeated to fill --num-envs)."""
     num_envs: Annotated[int, Range(1)] = 8
     """Environments stepped in lockstep (one policy call per step for all of them)."""
-    teacher: str = "tiny"
-    """gpt2, distilgpt2, gpt2-medium, a save_pretrained folder, tiny (random, offline), oracle or oracle:EPS."""
+    teacher: str = "auto"
+    """auto (gpt2 when its weights are cached or the hub answers, else tiny, saying so), gpt2, distilgpt2,
+    gpt2-medium, a save_pretrained folder, tiny (random, offline), oracle or oracle:EPS."""
     temperature: Annotated[float, Range(0, open_low=True)] = 1.0
     """GPT-2 teacher's sampling temperature (exploration)."""
     trigger: Annotated[int, Range(1)] = 1100

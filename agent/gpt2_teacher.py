@@ -52,8 +52,9 @@ def tiny_teacher_dir(folder: Path = TINY_DIR) -> Path:
     return folder
 
 
-def load_gpt2(spec: str) -> GPT2LMHeadModel:
-    """Returns GPT-2 weights for `spec`: "tiny", a local save_pretrained folder, or a Hugging Face hub id."""
+def load_gpt2(spec: str, cached_only: bool = False) -> GPT2LMHeadModel:
+    """Returns GPT-2 weights for `spec`: "tiny", a local save_pretrained folder, or a Hugging Face hub id (from the
+    local cache, else the hub unless `cached_only`)."""
     transformers_logging.disable_progress_bar()  # the agent's own display reports progress
     if spec == "tiny":
         return GPT2LMHeadModel.from_pretrained(tiny_teacher_dir())
@@ -65,8 +66,9 @@ def load_gpt2(spec: str) -> GPT2LMHeadModel:
         raise _missing_weights(spec, "neither a folder nor a known hub id")
     try:
         return GPT2LMHeadModel.from_pretrained(spec, local_files_only=True)
-    except OSError:
-        pass
+    except OSError as e:
+        if cached_only:
+            raise _missing_weights(spec, "not in the local cache") from e
     try:
         return GPT2LMHeadModel.from_pretrained(spec)
     except OSError as e:
@@ -91,10 +93,11 @@ class Gpt2Teacher:
         self._action_tokens: dict[str, list[int]] = {}
 
     @classmethod
-    def load(cls, spec: str, temperature: float = 1.0, seed: int = 0, device: str | None = None) -> "Gpt2Teacher":
+    def load(cls, spec: str, temperature: float = 1.0, seed: int = 0, device: str | None = None,
+             cached_only: bool = False) -> "Gpt2Teacher":
         """Returns a teacher with weights for `spec` (see load_gpt2), named after it."""
-        return cls(load_gpt2(spec), name=f"gpt2:{spec}" if spec != "gpt2" else "gpt2", temperature=temperature,
-                   seed=seed, device=torch.device(device or "cpu"))
+        return cls(load_gpt2(spec, cached_only), name=f"gpt2:{spec}" if spec != "gpt2" else "gpt2",
+                   temperature=temperature, seed=seed, device=torch.device(device or "cpu"))
 
     def _tokens(self, action: str) -> list[int]:
         if action not in self._action_tokens:

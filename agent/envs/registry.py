@@ -16,6 +16,11 @@ free id below MAX_TASKS. Adding a gymnasium env is a TextEnv subclass and one ro
 | 8       | BabyAI-PutNextLocal  | BabyAI-PutNextLocal-v0 (128 steps)              |
 
 The BabyAI envs (`agent/envs/babyai.py`) import minigrid only when one is made.
+
+Your own env, without changing the project: name it as `package.module:ClassName` (`--envs my_envs:Maze`), where the
+class subclasses TextEnv, sets `action_names`, `description` and `user_task_id` (a task-embedding row of its own,
+from FIRST_USER_TASK to MAX_TASKS − 1), implements `render_text` and `success`, and has a classmethod `make_gym()`
+returning its gymnasium env (with a step limit). Its module must be importable (on PYTHONPATH or installed).
 """
 
 import importlib
@@ -30,6 +35,7 @@ from agent.envs.frozen_lake import FrozenLake
 from agent.envs.taxi import Taxi
 
 MAX_TASKS = 16  # rows in the HRM's task embedding
+FIRST_USER_TASK = 9  # task ids from here on are left to users' own envs
 
 
 class EnvSpec(NamedTuple):
@@ -60,12 +66,34 @@ TASK_IDS: dict[str, int] = {name: spec.task_id for name, spec in _SPECS.items()}
 
 
 def make_env(name: str) -> TextEnv:
-    """Return a new TextEnv for a registered name; a ValueError names the choices for any other."""
+    """Return a new TextEnv for a registered name or a user's `module:Class`; a ValueError says what is wrong in one
+    line (for an unknown name: the choices)."""
+    if ":" in name:
+        return _user_env(name)
     if name not in _SPECS:
-        raise ValueError(f"unknown environment {name!r}; choose one of: {', '.join(ENV_NAMES)}")
+        raise ValueError(f"unknown environment {name!r}; choose one of: {', '.join(ENV_NAMES)}, or name your own "
+                         "TextEnv as module:Class")
     spec = _SPECS[name]
     text_env = spec.text_env
     if isinstance(text_env, str):
         module, cls = text_env.split(":")
         text_env = getattr(importlib.import_module(module), cls)  # also registers the module's gymnasium ids
     return text_env(name, spec.task_id, gymnasium.make(spec.gym_id, **spec.make_kwargs))
+
+
+def _user_env(name: str) -> TextEnv:
+    module, _, attribute = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"environment {name!r}: cannot import {attribute!r} from {module!r} ({e}); name an "
+                         "importable TextEnv subclass as module:Class") from None
+    if not (isinstance(cls, type) and issubclass(cls, TextEnv)):
+        raise ValueError(f"environment {name!r} is not a TextEnv subclass (see agent/envs/base.py)")
+    task_id = getattr(cls, "user_task_id", None)
+    if not isinstance(task_id, int) or not FIRST_USER_TASK <= task_id < MAX_TASKS:
+        raise ValueError(f"environment {name!r}: set the class attribute user_task_id to a task id from "
+                         f"{FIRST_USER_TASK} to {MAX_TASKS - 1} (its row of the HRM's task embedding)")
+    if not callable(getattr(cls, "make_gym", None)):
+        raise ValueError(f"environment {name!r}: add a classmethod make_gym() that returns its gymnasium env")
+    return cls(name, task_id, cls.make_gym())

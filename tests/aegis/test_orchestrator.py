@@ -123,6 +123,20 @@ def test_sigterm_finishes_the_step_and_exits_cleanly(tmp_path):
     assert ExperienceStore(db).count_decisions() % 8 == 0  # whole steps only
 
 
+def test_a_users_own_env_named_on_the_command_line_runs_and_is_stored(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "aegis" / "user_envs")}
+    cmd = [sys.executable, "start_training.py", "--db", str(tmp_path / "aegis.db"), "--teacher", "oracle", "--envs",
+           "corridor_env:Corridor", "--num-envs", "2", "--max-decisions", "10"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    decisions = list(ExperienceStore(tmp_path / "aegis.db").decisions())
+    assert len(decisions) == 10 and {d.env for d in decisions} == {"corridor_env:Corridor"}
+    assert {d.task_id for d in decisions} == {9} and "steps from the end" in decisions[0].observation
+    bad = subprocess.run([*cmd[:7], "corridor_env:Nothing", *cmd[8:]], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert bad.returncode == 2 and "cannot import 'Nothing'" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_bad_environment_name_is_one_line_and_exit_2(tmp_path):
     result = subprocess.run(agent_cmd(tmp_path, "--envs", "Pong-v5"), cwd=ROOT, capture_output=True, text=True,
                             timeout=120)

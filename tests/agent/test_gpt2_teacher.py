@@ -74,3 +74,12 @@ def test_unreachable_hub_gives_the_clear_error_offline():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode != 0
     assert "GPT-2 weights 'distilgpt2' not found" in result.stderr
+
+
+def test_the_auto_teacher_falls_back_to_tiny_offline_with_one_line():
+    code = "from aegis.teachers import make_teacher; print(make_teacher('auto').name)"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "gpt2:tiny"
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "tiny stand-in" in lines[0] and "--teacher gpt2|tiny|oracle" in lines[0]
