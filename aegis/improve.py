@@ -2,6 +2,7 @@
 default, PPO selectable) trains a candidate on them, and champion/challenger on fixed seeds promotes it only if no
 env got worse beyond noise."""
 
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -92,7 +93,9 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
         policy = RlPolicy(champion_model, load_value_head(active.checkpoint_path, champion_model), active.id,
                           seed=rl.seed + round_index)
         games = [make_env(env) for env in envs for _ in range(rl.games_per_env)]
+        started = time.perf_counter()
         steps = collect_rollouts(policy, games, store, rl.rollout_decisions, seed=rl.seed * 1_000 + round_index)
+        seconds = {"rollout_s": time.perf_counter() - started}
         advantages, returns = gae(steps, rl.gamma, rl.gae_lambda)
         rows = group_rows(steps, normalise_per_task(steps, advantages), returns, policy.encoder)
         optimizer_state = None
@@ -102,6 +105,7 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
         else:
             reference = load_model(reference_version(store, active).checkpoint_path, device)
             candidate, critic, metrics = ppo_update(champion_model, policy.value_head, reference, rows, rl, round_index)
+        seconds["update_s"] = time.perf_counter() - started - seconds["rollout_s"]
         metrics |= {"episodes": len({s.episode for s in steps}), "evaluated_inputs": policy.evaluations,
                     **{f"{env}/rollout_return": float(np.mean(r)) for env in envs
                        if (r := _episode_returns(steps, env))}}
@@ -111,7 +115,9 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
             torch.save(optimizer_state, optimizer_path(path))
         version = store.add_model_version("rl", path, metrics, parent_id=active.id)
         with torch.no_grad():
+            judged = time.perf_counter()
             report = judge(HrmPolicy(champion_model, active.id), HrmPolicy(candidate, version), envs, config)
+        metrics |= seconds | {"judge_s": time.perf_counter() - judged}
     except Exception as e:
         store.finish_training_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
         raise

@@ -62,10 +62,13 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
             group["lr"] = config.fit_lr
     for step in range(config.fit_steps):
         index = torch.multinomial(draw, config.batch_size, replacement=True, generator=generator).to(device)
-        logp, _ = forward_rows(student, rows.batch, index)
-        cross_entropy = -(target[index].exp() * logp.masked_fill(~rows.legal[index], 0.0)).sum(-1)
         optimizer.zero_grad(set_to_none=True)
-        cross_entropy.mean().backward()
+        tasks = rows.batch["task_ids"][index]
+        for task in tasks.unique():  # one pass per task: a Taxi row is not computed at FrozenLake's length
+            part = index[tasks == task]
+            logp, _ = forward_rows(student, rows.batch, part)
+            cross_entropy = -(target[part].exp() * logp.masked_fill(~rows.legal[part], 0.0)).sum(-1)
+            (cross_entropy.sum() / len(index)).backward()  # the batch mean, accumulated
         nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
         if optimizer_state is None:  # a fresh Adam warms its first steps up
             for group in optimizer.param_groups:
