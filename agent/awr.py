@@ -6,9 +6,10 @@ when n decisions took it (untaken actions: 0):
 
     π_target(a|s) = (1 − floor) · π_old(a|s)·exp(Ā(s,a)/β) / Z(s) + floor / |legal(s)|
 
-and the candidate is the rollout policy trained `fit_steps` Adam steps on the cross-entropy to π_target (rows drawn
-∝ √(their decisions)); Adam's state is carried from round to round (the checkpoint's `.optim.pt`), so a
-round's few steps are scaled by gradients it has seen, not by a fresh Adam's sign-like first steps.
+and the candidate is the rollout policy trained `fit_steps` Adam steps on the cross-entropy to π_target (each batch
+holds as many rows of every task, drawn within a task ∝ √(their decisions)); Adam's state is carried from round to
+round (the checkpoint's `.optim.pt`), so a round's few steps are scaled by gradients it has seen, not by a fresh
+Adam's sign-like first steps.
 
 Why not PPO (measured, README): a round has a few hundred distinct inputs, so a PPO epoch is a handful of optimizer
 steps, and a fresh Adam's first steps moved a distilled student by an approximate KL of 0.1–0.6 in directions its
@@ -52,8 +53,12 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
     rows = rows.to(device)
     generator = torch.Generator().manual_seed(config.seed + round_index)
     target = awr_targets(rows, config.beta, config.shrink, config.floor)
-    # rows are drawn ∝ √(their decisions): a FrozenLake cell visited thousands of times is fitted more often than a
-    # Taxi state seen twice, yet the few hundred rare states are all fitted too
+    # Each batch holds the same number of rows of every task (tasks are separate problems sharing one network: Taxi's
+    # hundreds of states must not starve FrozenLake's sixteen), drawn within a task ∝ √(their decisions): a cell
+    # visited thousands of times is fitted more often than a state seen twice, yet the rare states are fitted too.
+    task_of_row = rows.batch["task_ids"].cpu()
+    members = [(task_of_row == task).nonzero().squeeze(1) for task in task_of_row.unique()]
+    per_task = max(1, config.batch_size // len(members))
     draw = rows.decisions.sqrt().cpu()
     optimizer = torch.optim.Adam(student.parameters(), lr=config.fit_lr)
     if optimizer_state is not None:
@@ -61,14 +66,13 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
         for group in optimizer.param_groups:
             group["lr"] = config.fit_lr
     for step in range(config.fit_steps):
-        index = torch.multinomial(draw, config.batch_size, replacement=True, generator=generator).to(device)
         optimizer.zero_grad(set_to_none=True)
-        tasks = rows.batch["task_ids"][index]
-        for task in tasks.unique():  # one pass per task: a Taxi row is not computed at FrozenLake's length
-            part = index[tasks == task]
+        for rows_of_task in members:  # one pass per task: a Taxi row is not computed at FrozenLake's length
+            drawn = torch.multinomial(draw[rows_of_task], per_task, replacement=True, generator=generator)
+            part = rows_of_task[drawn].to(device)
             logp, _ = forward_rows(student, rows.batch, part)
             cross_entropy = -(target[part].exp() * logp.masked_fill(~rows.legal[part], 0.0)).sum(-1)
-            (cross_entropy.sum() / len(index)).backward()  # the batch mean, accumulated
+            (cross_entropy.sum() / (per_task * len(members))).backward()  # the batch mean, accumulated
         nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
         if optimizer_state is None:  # a fresh Adam warms its first steps up
             for group in optimizer.param_groups:
@@ -85,5 +89,5 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
                "target_kl_old": _mean_over_decisions((goal.exp() * legal * (goal - old)).sum(-1), rows),
                "entropy": _mean_over_decisions(-(probs * safe).sum(-1), rows),
                "value_loss": value_loss, "rows": len(rows), "decisions": int(rows.decisions.sum()),
-               "epochs": config.fit_steps * config.batch_size / len(rows)}
+               "epochs": config.fit_steps * per_task * len(members) / len(rows)}
     return student.eval(), critic, metrics, optimizer.state_dict()
