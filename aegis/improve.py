@@ -83,8 +83,8 @@ def load_optimizer_state(checkpoint: str | Path) -> dict | None:
 
 def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], config: ImproveConfig,
                   round_index: int, device: str | None = None) -> dict:
-    """Plays and records the active version's rollouts, trains a PPO candidate on them, judges it, and promotes or
-    rejects it; returns the round's report (with "version", "accepted", "episodes" and "decisions")."""
+    """Plays and records the active version's rollouts, trains a candidate on them (AWR or PPO), judges it, and
+    promotes or rejects it; returns the round's report (with "version", "accepted", "episodes" and "decisions")."""
     rl = config.rl
     run_id = store.start_training_run("rl", {"parent": active.id, "round": round_index, **asdict(rl),
                                              **this_process()})
