@@ -85,7 +85,7 @@ class DistillArgs:
     """Train on each distinct decision (same observation, legal actions and teacher distribution) once per epoch,
     so a state the teacher visited once weighs as much as one it visited a thousand times and an epoch is
     distinct decisions / batch-size steps: for large stores of a cheap teacher that revisits the same states."""
-    preset: Literal["agent-29m"] = "agent-29m"
+    preset: Literal["agent-29m", "agent-29m-long"] = "agent-29m"
     """The HRM architecture."""
     halt_max_steps: Annotated[int | None, Range(1)] = 2
     """The student's ACT bound (none: the preset's 8). The distilled student halts after one segment; with 8 a row

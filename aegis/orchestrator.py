@@ -65,6 +65,8 @@ class AgentConfig:
     """Distillation: one training row per distinct decision (see train_hrm.py --help)."""
     distill_halt_max_steps: Annotated[int | None, Range(1)] = DistillArgs.halt_max_steps
     """Distillation: the student's ACT bound (None: the preset's)."""
+    distill_preset: Literal["agent-29m", "agent-29m-long"] = DistillArgs.preset
+    """Distillation: the student's architecture (agent-29m-long: 512 input tokens, actions of up to 16 tokens)."""
     distill_hidden_size: Annotated[int | None, Range(1)] = DistillArgs.hidden_size
     """Distillation: the student's width (None: the preset's; smaller for quick experiments)."""
     distill_patience: Annotated[int, Range(0)] = DistillArgs.patience
@@ -145,6 +147,7 @@ class AgentConfig:
             flags += ["--halt-max-steps", str(self.distill_halt_max_steps)]
         if self.distill_hidden_size is not None:
             flags += ["--hidden-size", str(self.distill_hidden_size)]
+        flags += ["--preset", self.distill_preset]
         if self.tensorboard is not None:
             flags += ["--tensorboard", str(Path(self.tensorboard) / "distill")]
         return flags

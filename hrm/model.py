@@ -97,6 +97,12 @@ PRESETS = {
     "agent-29m": HrmConfig(vocab_size=50257, seq_len=128, answer_len=4, num_tasks=16, task_emb_dim=256,
                            hidden_size=256, num_heads=8, expansion=3.0, H_layers=3, L_layers=2, H_cycles=2,
                            L_cycles=2, halt_max_steps=8),
+    # The same student for long text envs (TextWorld-style commands of up to 16 GPT-2 tokens, observations of
+    # hundreds): 512 input positions and 16 answer slots, the same 29.0M parameters (positions are rotary). It is a
+    # separate preset so the default envs keep their short inputs; with `lengths`, short rows cost the same in both.
+    "agent-29m-long": HrmConfig(vocab_size=50257, seq_len=512, answer_len=16, num_tasks=16, task_emb_dim=256,
+                                hidden_size=256, num_heads=8, expansion=3.0, H_layers=3, L_layers=2, H_cycles=2,
+                                L_cycles=2, halt_max_steps=8),
 }
 
 

@@ -44,3 +44,33 @@ def test_agreement_accepts_any_of_the_teachers_tied_best_actions():
     picks_second_tie = torch.tensor([[0.0, 1.0, 3.0, 2.0], [0.0, 1.0, 3.0, 2.0], [0.0, 1.0, 3.0, 2.0]])
     assert agrees_with_teacher(picks_second_tie, teacher).tolist() == [True, False, True]
     assert agrees_with_teacher(torch.tensor([[0.0, 3.0, 1.0, 2.0]]), teacher[:1]).tolist() == [False]
+
+
+def test_the_long_preset_answers_with_a_12_token_action_among_64():
+    from agent.hrm_policy import HrmPolicy
+    from agent.policy import Observation
+    from agent.student import acting_log_probs
+    from hrm import Hrm, HrmConfig
+
+    torch.manual_seed(0)
+    config = HrmConfig.preset("agent-29m-long", hidden_size=32, num_heads=2, task_emb_dim=32, H_layers=1, L_layers=1,
+                              halt_max_steps=1)
+    model = Hrm(config)
+    long_action = "take the rusty iron key out of the small old wooden chest"
+    actions = tuple([f"go {d} {n}" for d in ("north", "south", "east", "west") for n in range(15)] +
+                    ["look", "inventory", "wait", long_action])
+    encoder = StudentEncoder.for_model(model)
+    tokens = gpt2_tokenizer()(" " + long_action).input_ids
+    assert len(actions) == 64 and len(tokens) == 12 and config.answer_len == 16
+    observation = "You are in a dusty attic. " * 40  # ~250 tokens: more than the default preset's 128
+    batch = encoder.encode([(observation, actions, 9)])
+    assert batch["lengths"][0] > 128 and batch["candidates"][0, 63, :12].tolist() == tokens
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):  # imitate a teacher that always takes the long action
+        logp, _ = acting_log_probs(model.train(), batch)
+        loss = -logp[0, 63]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    decision = HrmPolicy(model.eval()).decide([Observation("Attic", 9, observation, actions, None)], greedy=True)[0]
+    assert actions[decision.action] == long_action
