@@ -45,7 +45,9 @@ class OracleTeacher:
             legal_q = q[legal]
             soft = np.exp((legal_q - legal_q.max()) / self.temperature)
             soft /= soft.sum()
-        else:  # an expert instead of Q*: its action, or uniform where it has none
+        else:  # an expert instead of Q* (the BabyAI bot): its action, or uniform where it thinks the task is done
+            if type(env).expert_action is TextEnv.expert_action:
+                raise ValueError(f"{observation.env_name} has no optimal Q-values, so the oracle cannot act in it")
             expert = env.expert_action(observation.state)
             soft = np.array([float(a == expert) for a in legal]) if expert in legal else np.ones(len(legal))
             soft /= soft.sum()

@@ -125,7 +125,7 @@ def test_sigterm_finishes_the_step_and_exits_cleanly(tmp_path):
 
 def test_a_users_own_env_named_on_the_command_line_runs_and_is_stored(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "aegis" / "user_envs")}
-    cmd = [sys.executable, "start_training.py", "--db", str(tmp_path / "aegis.db"), "--teacher", "oracle", "--envs",
+    cmd = [sys.executable, "start_training.py", "--db", str(tmp_path / "aegis.db"), "--teacher", "tiny", "--envs",
            "corridor_env:Corridor", "--num-envs", "2", "--max-decisions", "10"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
