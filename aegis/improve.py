@@ -125,11 +125,8 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
     store.add_run_metrics(run_id, {**metrics, **flat, "accepted": float(report["accepted"])})
     store.finish_training_run(run_id, "succeeded", model_version_id=version)
     settle(store, active, version, report, envs)
-    # only the active version's optimizer state is ever continued (~2× the model on disk): drop the rest
-    keep = optimizer_path(store.active_version().checkpoint_path)
-    for stale in (optimizer_path(active.checkpoint_path), optimizer_path(path)):
-        if stale != keep:
-            stale.unlink(missing_ok=True)
+    # only the active version's optimizer state is ever continued (~2× the model on disk): drop the other one
+    optimizer_path(active.checkpoint_path if report["accepted"] else path).unlink(missing_ok=True)
     return {"version": version, **metrics, **report}
 
 
