@@ -11,11 +11,22 @@ import torch
 
 from aegis.state import this_process
 from agent.awr import awr_update
+from agent.env_model import EnvModel
 from agent.envs import make_env
 from agent.evaluation import episode_returns, paired_difference
 from agent.hrm_policy import HrmPolicy
 from agent.ppo import ppo_update
-from agent.rl import RlConfig, RlPolicy, Step, ValueHead, collect_rollouts, gae, group_rows, normalise_per_task
+from agent.rl import (
+    RlConfig,
+    RlPolicy,
+    Step,
+    ValueHead,
+    collect_rollouts,
+    gae,
+    group_rows,
+    model_advantages,
+    normalise_per_task,
+)
 from data.store import DEFAULT_MODELS, ExperienceStore, VersionRow
 from hrm import Hrm, load_checkpoint, load_model, save_model
 
@@ -82,9 +93,12 @@ def load_optimizer_state(checkpoint: str | Path) -> dict | None:
 
 
 def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], config: ImproveConfig,
-                  round_index: int, device: str | None = None) -> dict:
+                  round_index: int, device: str | None = None, env_model: EnvModel | None = None) -> dict:
     """Plays and records the active version's rollouts, trains a candidate on them (AWR or PPO), judges it, and
-    promotes or rejects it; returns the round's report (with "version", "accepted", "episodes" and "decisions")."""
+    promotes or rejects it; returns the round's report (with "version", "accepted", "episodes" and "decisions").
+
+    With the "model" critic, `env_model` (kept by the caller from round to round) is refreshed with the store's new
+    decisions; without one, a model of the whole store is built."""
     rl = config.rl
     run_id = store.start_training_run("rl", {"parent": active.id, "round": round_index, **asdict(rl),
                                              **this_process()})
@@ -97,7 +111,14 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
         steps = collect_rollouts(policy, games, store, rl.rollout_decisions, seed=rl.seed * 1_000 + round_index)
         seconds = {"rollout_s": time.perf_counter() - started}
         advantages, returns = gae(steps, rl.gamma, rl.gae_lambda)
-        rows = group_rows(steps, normalise_per_task(steps, advantages), returns, policy.encoder)
+        if rl.critic == "model":
+            env_model = env_model if env_model is not None else EnvModel(envs)
+            env_model.refresh(store)
+            advantages, tables = model_advantages(env_model, policy, steps, rl.gamma)
+            rows = group_rows(steps, advantages, returns, policy.encoder, action_advantages=tables)
+            seconds["model_pairs"] = len(env_model)
+        else:
+            rows = group_rows(steps, normalise_per_task(steps, advantages), returns, policy.encoder, shrink=rl.shrink)
         optimizer_state = None
         if rl.update == "awr":
             candidate, critic, metrics, optimizer_state = awr_update(

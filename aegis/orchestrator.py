@@ -24,6 +24,7 @@ from aegis.improve import ImproveConfig, improve_round
 from aegis.registry import PolicySlot
 from aegis.state import process_gone, read_rl, write_rl
 from aegis.teachers import make_teacher
+from agent.env_model import EnvModel
 from agent.envs import make_env
 from agent.hrm_policy import HrmPolicy
 from agent.rl import RlConfig
@@ -81,6 +82,9 @@ class AgentConfig:
     """Episodes by the active HRM (acting as the runner's policy) between RL rounds."""
     rl_update: Literal["awr", "ppo"] = RlConfig.update
     """RL: awr (fit the advantage-weighted improvement of the rollout policy) or ppo (the clipped surrogate)."""
+    rl_critic: Literal["model", "gae"] = RlConfig.critic
+    """RL: where advantages come from: model (Q by value iteration on the empirical model of every outcome stored)
+    or gae (GAE on the round's returns with the value head)."""
     rl_rollout_decisions: Annotated[int, Range(1)] = RlConfig.rollout_decisions
     """RL: decisions a round's rollouts play and record (each distinct input evaluated once)."""
     rl_gae_lambda: Annotated[float, Range(0, 1)] = RlConfig.gae_lambda
@@ -154,7 +158,7 @@ class AgentConfig:
 
     def rl_config(self) -> RlConfig:
         """Returns the RL rounds' settings."""
-        return RlConfig(update=self.rl_update, rollout_decisions=self.rl_rollout_decisions,
+        return RlConfig(update=self.rl_update, critic=self.rl_critic, rollout_decisions=self.rl_rollout_decisions,
                         gae_lambda=self.rl_gae_lambda, value_lr=self.rl_value_lr, beta=self.rl_beta,
                         floor=self.rl_floor, fit_steps=self.rl_fit_steps, fit_lr=self.rl_fit_lr, ppo_lr=self.rl_ppo_lr,
                         ppo_epochs=self.rl_ppo_epochs, ppo_clip=self.rl_ppo_clip, ppo_entropy=self.rl_ppo_entropy,
@@ -195,6 +199,8 @@ class Orchestrator:
         self.child_log: Path | None = None
         self.decisions = self.store.count_decisions()
         self.improve = ImproveConfig(rl=c.rl_config(), eval_episodes=c.eval_episodes, out=c.out)
+        self.env_model = EnvModel(self.env_names)
+        """What RL's critic has learnt of the envs (refreshed from the store every round)."""
         self.rl_log = MetricsLog(Path(c.out).parent / "logs" / "rl-rounds.jsonl",
                                  Path(c.tensorboard) / "rl" if c.tensorboard else None)
         self.recent: dict[tuple[str, str], deque] = {}
@@ -303,7 +309,8 @@ class Orchestrator:
                 if e.model_version == active.id and e.id > progress.since_episode]
         if len(done) < self.config.rl_every:
             return
-        report = improve_round(self.store, active, self.env_names, self.improve, progress.rounds, self.config.device)
+        report = improve_round(self.store, active, self.env_names, self.improve, progress.rounds, self.config.device,
+                               self.env_model)
         self.run_rl_updates += 1
         progress.rounds += 1
         progress.accepted += int(report["accepted"])

@@ -27,13 +27,9 @@ from agent.rl import GroupedRows, RlConfig, ValueHead, features_of, forward_rows
 from hrm import Hrm
 
 
-def awr_targets(rows: GroupedRows, beta: float, shrink: float, floor: float) -> torch.Tensor:
+def awr_targets(rows: GroupedRows, beta: float, floor: float) -> torch.Tensor:
     """Returns (G, A) log π_target per row (−inf past the legal actions)."""
-    n = rows.count
-    total = rows.adv_pos + rows.adv_neg
-    state_mean = (total.sum(-1) / n.sum(-1).clamp(min=1))[:, None]
-    centred = torch.where(n > 0, (total / n.clamp(min=1) - state_mean) * n / (n + shrink), torch.zeros_like(total))
-    logits = (rows.old_logp + centred / beta).masked_fill(~rows.legal, float("-inf"))
+    logits = (rows.old_logp + rows.advantage / beta).masked_fill(~rows.legal, float("-inf"))
     legal_count = rows.legal.sum(-1, keepdim=True)
     probs = (torch.softmax(logits, -1) * (1 - floor) + floor / legal_count) * rows.legal
     return probs.log()
@@ -52,7 +48,7 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
     device = next(model.parameters()).device
     rows = rows.to(device)
     generator = torch.Generator().manual_seed(config.seed + round_index)
-    target = awr_targets(rows, config.beta, config.shrink, config.floor)
+    target = awr_targets(rows, config.beta, config.floor)
     # Each batch holds the same number of rows of every task (tasks are separate problems sharing one network: Taxi's
     # hundreds of states must not starve FrozenLake's sixteen), drawn within a task ∝ √(their decisions): a cell
     # visited thousands of times is fitted more often than a state seen twice, yet the rare states are fitted too.

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agent.env_model import EnvModel
 from agent.envs import TextEnv
 from agent.policy import Decision, Observation, softmax
 from agent.runner import Game, step_and_record
@@ -33,6 +34,9 @@ class RlConfig:
     update: Literal["awr", "ppo"] = "awr"
     """How a round's rows become a candidate: "awr" fits π_old·exp(A/β) (agent.awr), "ppo" the clipped surrogate
     (agent.ppo)."""
+    critic: Literal["model", "gae"] = "model"
+    """Where advantages come from: "model" — Q by value iteration on the empirical model of every outcome the store
+    holds (agent.env_model); "gae" — GAE(γ, λ) on the round's returns with the value head."""
     rollout_decisions: int = 16_384
     """Decisions a round plays (episodes already started are finished, so every recorded episode is complete)."""
     games_per_env: int = 16
@@ -54,7 +58,7 @@ class RlConfig:
     floor: float = 0.1
     """AWR: share of the target spread uniformly over the legal actions, so every action keeps being tried."""
     shrink: float = 2.0
-    """AWR: an action's mean advantage is shrunk by n / (n + shrink) when n decisions took it."""
+    """AWR with the "gae" critic: an action's mean advantage is shrunk by n / (n + shrink) when n decisions took it."""
     fit_steps: int = 96
     """AWR: optimizer steps fitting the target per round, however few rows there are."""
     fit_lr: float = 3e-4
@@ -215,6 +219,24 @@ def gae(steps: Sequence[Step], gamma: float, lam: float) -> tuple[np.ndarray, np
     return advantages, advantages + np.array([s.value for s in steps])
 
 
+def model_advantages(model: EnvModel, policy: RlPolicy, steps: Sequence[Step], gamma: float
+                     ) -> tuple[np.ndarray, dict[tuple, np.ndarray]]:
+    """Returns the advantages the empirical model gives (per step, and per distinct input and legal action), each
+    task's divided by the root mean square of its steps' (so Taxi's scale does not drown FrozenLake's)."""
+    inputs = list({_key(s.observation): s.observation for s in steps}.values())
+    keys = [_key(o) for o in inputs]
+    tables = dict(zip(keys, model.advantages(keys, [p for p, _ in policy.evaluate(inputs)], gamma), strict=True))
+    per_step = np.array([tables[_key(s.observation)][s.action] for s in steps])
+    tasks = np.array([s.observation.task_id for s in steps])
+    for task in np.unique(tasks):
+        scale = max(float(np.sqrt((per_step[tasks == task] ** 2).mean())), 1e-6)
+        per_step[tasks == task] /= scale
+        for key in keys:
+            if key[2] == task:
+                tables[key] = tables[key] / scale
+    return per_step, tables
+
+
 def normalise_per_task(steps: Sequence[Step], advantages: np.ndarray) -> np.ndarray:
     """Returns the advantages standardised within each task, so Taxi's scale does not drown FrozenLake's."""
     out = advantages.copy()
@@ -239,6 +261,7 @@ class GroupedRows:
     ret_sq: torch.Tensor  # (G,) Σ of their squares
     old_logp: torch.Tensor  # (G, A) log π_old (0 past the row's legal actions)
     legal: torch.Tensor  # (G, A) bool: the row's legal actions
+    advantage: torch.Tensor  # (G, A) each action's advantage in the row's input, centred on the input (AWR's Ā)
 
     def __len__(self) -> int:
         return len(self.ret_sum)
@@ -275,8 +298,13 @@ class GroupedRows:
 
 
 def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarray, encoder: StudentEncoder,
-               grouped: bool = True) -> GroupedRows:
-    """Returns the update's rows: one per distinct input with `grouped`, one per decision otherwise."""
+               grouped: bool = True, action_advantages: dict[tuple, np.ndarray] | None = None,
+               shrink: float = 2.0) -> GroupedRows:
+    """Returns the update's rows: one per distinct input with `grouped`, one per decision otherwise.
+
+    Each row's per-action advantage is `action_advantages[input]` when given (a critic that knows every action's
+    value); otherwise the mean advantage of the decisions that took the action, centred on the input's mean and
+    shrunk by n / (n + shrink) (0 for actions not taken)."""
     groups: dict[tuple, list[int]] = {}
     for i, s in enumerate(steps):
         groups.setdefault(_key(s.observation) if grouped else (i,), []).append(i)
@@ -295,6 +323,15 @@ def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarra
         old_logp[row, :n] = firsts[row].logp_all
         legal[row, :n] = True
     ret = [returns[m] for m in members]
+    if action_advantages is not None:
+        advantage = np.zeros_like(count)
+        for row, first in enumerate(firsts):
+            table = action_advantages[_key(first.observation)]
+            advantage[row, :len(table)] = table
+    else:
+        total = adv_pos + adv_neg
+        state_mean = total.sum(-1, keepdims=True) / np.maximum(count.sum(-1, keepdims=True), 1)
+        advantage = np.where(count > 0, (total / np.maximum(count, 1) - state_mean) * count / (count + shrink), 0.0)
 
     def tensor(values) -> torch.Tensor:
         return torch.tensor(np.asarray(values, dtype=np.float64), dtype=torch.float32)
@@ -302,7 +339,7 @@ def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarra
     return GroupedRows(batch=encoder.encode([_key(s.observation) for s in firsts]), count=tensor(count),
                        adv_pos=tensor(adv_pos), adv_neg=tensor(adv_neg), ret_sum=tensor([r.sum() for r in ret]),
                        ret_sq=tensor([(r ** 2).sum() for r in ret]), old_logp=tensor(old_logp),
-                       legal=torch.from_numpy(legal))
+                       legal=torch.from_numpy(legal), advantage=tensor(advantage))
 
 
 

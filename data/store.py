@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from data.schema import (
+    IDS_PER_QUERY,
     SCHEMA_VERSION,
     Base,
     Decision,
@@ -110,6 +111,22 @@ class DecisionRecord:
     probs: tuple[float, ...]
     policy: str
     model_version: int | None
+    reward: float
+    terminated: bool
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A stored decision reduced to what a model of the environment needs, its texts by id (`ExperienceStore.texts`)."""
+
+    id: int
+    episode_id: int
+    step: int
+    task_id: int
+    observation_id: int
+    legal_actions_id: int
+    chosen: int
     reward: float
     terminated: bool
     truncated: bool
@@ -440,6 +457,28 @@ class ExperienceStore:
                 if row[7] not in actions:
                     actions[row[7]] = tuple(json.loads(row[7]))
                 yield DecisionRecord(*row[:7], actions[row[7]], row[8], stored_probs(row[9]), *row[10:])
+
+    def outcomes(self, envs: Sequence[str], after: int = 0, chunk: int = 5000) -> Iterator[Outcome]:
+        """Yields the decisions of `envs` with an id above `after`, in the order they were written, as `Outcome`s
+        (integers and flags only: a full store streams through in bounded memory)."""
+        query = (select(Decision.id, Decision.episode_id, Decision.step, Decision.task_id, Decision.observation_id,
+                        Decision.legal_actions_id, Decision.chosen, Decision.reward, Decision.terminated,
+                        Decision.truncated)
+                 .where(Decision.id > after, Decision.env_id.in_([text_id(env) for env in envs]))
+                 .order_by(Decision.id))
+        with self._read() as session:
+            for row in session.execute(query.execution_options(yield_per=chunk)):
+                yield Outcome(*row)
+
+    def texts(self, ids: Iterable[int]) -> dict[int, str]:
+        """Returns the stored texts with these ids."""
+        ids, found = sorted(set(ids)), {}
+        with self._read() as session:
+            for start in range(0, len(ids), IDS_PER_QUERY):
+                part = ids[start:start + IDS_PER_QUERY]
+                rows = session.execute(select(StoredText.id, StoredText.text).where(StoredText.id.in_(part)))
+                found.update((i, text) for i, text in rows)
+        return found
 
     def episodes(self, env: str | None = None, policy: str | None = None, finished: bool | None = True,
                  limit: int | None = None) -> list[EpisodeRow]:
