@@ -72,6 +72,15 @@ def reference_version(store: ExperienceStore, version: VersionRow) -> VersionRow
     return version
 
 
+def learner_version(store: ExperienceStore, learner: int | None, active: VersionRow) -> VersionRow:
+    """Returns the version the next RL round trains from: `learner` while it descends from the active version (a
+    rollback or a new distillation makes the active version the learner again), else the active version."""
+    version = store.model_version(learner) if learner is not None else None
+    while version is not None and version.id != active.id:
+        version = store.model_version(version.parent_id) if version.parent_id is not None else None
+    return store.model_version(learner) if version is not None else active
+
+
 def load_value_head(checkpoint: str | Path, model: Hrm) -> ValueHead:
     """Returns the value head stored beside the model (an RL checkpoint), or a fresh one (a distilled model)."""
     head = ValueHead(model.config.hidden_size)
@@ -93,18 +102,23 @@ def load_optimizer_state(checkpoint: str | Path) -> dict | None:
 
 
 def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], config: ImproveConfig,
-                  round_index: int, device: str | None = None, env_model: EnvModel | None = None) -> dict:
-    """Plays and records the active version's rollouts, trains a candidate on them (AWR or PPO), judges it, and
-    promotes or rejects it; returns the round's report (with "version", "accepted", "episodes" and "decisions").
+                  round_index: int, device: str | None = None, env_model: EnvModel | None = None,
+                  learner: VersionRow | None = None) -> dict:
+    """Plays and records the learner's rollouts, trains a candidate from the learner on them (AWR or PPO), judges it
+    against the active version, and promotes or rejects it; returns the round's report (with "version", "accepted",
+    "episodes" and "decisions"). The learner is the active version unless the caller goes on training a line of
+    rejected candidates (`learner`, a descendant of the active version): the served version stays gated either way.
 
     With the "model" critic, `env_model` (kept by the caller from round to round) is refreshed with the store's new
     decisions; without one, a model of the whole store is built."""
     rl = config.rl
-    run_id = store.start_training_run("rl", {"parent": active.id, "round": round_index, **asdict(rl),
-                                             **this_process()})
+    learner = learner or active
+    run_id = store.start_training_run("rl", {"parent": learner.id, "champion": active.id, "round": round_index,
+                                             **asdict(rl), **this_process()})
     try:
         champion_model = load_model(active.checkpoint_path, device)
-        policy = RlPolicy(champion_model, load_value_head(active.checkpoint_path, champion_model), active.id,
+        learner_model = champion_model if learner.id == active.id else load_model(learner.checkpoint_path, device)
+        policy = RlPolicy(learner_model, load_value_head(learner.checkpoint_path, learner_model), learner.id,
                           seed=rl.seed + round_index)
         games = [make_env(env) for env in envs for _ in range(rl.games_per_env)]
         started = time.perf_counter()
@@ -122,10 +136,10 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
         optimizer_state = None
         if rl.update == "awr":
             candidate, critic, metrics, optimizer_state = awr_update(
-                champion_model, policy.value_head, rows, rl, round_index, load_optimizer_state(active.checkpoint_path))
+                learner_model, policy.value_head, rows, rl, round_index, load_optimizer_state(learner.checkpoint_path))
         else:
-            reference = load_model(reference_version(store, active).checkpoint_path, device)
-            candidate, critic, metrics = ppo_update(champion_model, policy.value_head, reference, rows, rl, round_index)
+            reference = load_model(reference_version(store, learner).checkpoint_path, device)
+            candidate, critic, metrics = ppo_update(learner_model, policy.value_head, reference, rows, rl, round_index)
         seconds["update_s"] = time.perf_counter() - started - seconds["rollout_s"]
         metrics |= {"episodes": len({s.episode for s in steps}), "evaluated_inputs": policy.evaluations,
                     **{f"{env}/rollout_return": float(np.mean(r)) for env in envs
@@ -134,7 +148,7 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
         save_model(candidate, path, value_head=critic.state_dict())
         if optimizer_state is not None:
             torch.save(optimizer_state, optimizer_path(path))
-        version = store.add_model_version("rl", path, metrics, parent_id=active.id)
+        version = store.add_model_version("rl", path, metrics, parent_id=learner.id)
         with torch.no_grad():
             judged = time.perf_counter()
             report = judge(HrmPolicy(champion_model, active.id), HrmPolicy(candidate, version), envs, config)
@@ -146,8 +160,14 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
     store.add_run_metrics(run_id, {**metrics, **flat, "accepted": float(report["accepted"])})
     store.finish_training_run(run_id, "succeeded", model_version_id=version)
     settle(store, active, version, report, envs)
-    # only the active version's optimizer state is ever continued (~2× the model on disk): drop the other one
-    optimizer_path(active.checkpoint_path if report["accepted"] else path).unlink(missing_ok=True)
+    # only the active version's and the next learner's (the candidate's) optimizer states are ever continued (~2× the
+    # model on disk each): drop the learner's, and the old active version's once the candidate replaced it
+    if report["accepted"]:
+        stale = {learner.checkpoint_path, active.checkpoint_path}
+    else:
+        stale = {learner.checkpoint_path} - {active.checkpoint_path}
+    for checkpoint in stale:
+        optimizer_path(checkpoint).unlink(missing_ok=True)
     return {"version": version, **metrics, **report}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from aegis.distill import DistillArgs
-from aegis.improve import ImproveConfig, improve_round
+from aegis.improve import ImproveConfig, improve_round, learner_version, optimizer_path
 from aegis.registry import PolicySlot
 from aegis.state import process_gone, read_rl, write_rl
 from aegis.teachers import make_teacher
@@ -113,6 +113,10 @@ class AgentConfig:
     """RL (ppo): ... multiplied by this every round."""
     rl_ppo_target_kl: Annotated[float, Range(0, open_low=True)] = RlConfig.ppo_target_kl
     """RL (ppo): stop a round's epochs once the approximate KL to the rollout policy passes this."""
+    rl_learner_patience: Annotated[int, Range(1)] = 4
+    """RL: a rejected candidate is still what the next round trains from (the served version stays the champion)
+    until this many in a row were rejected; then training restarts from the champion (1: always from the
+    champion)."""
     eval_episodes: Annotated[int, Range(2)] = 200
     """Fixed-seed evaluation episodes per env for champion/challenger (greedy play decides each distinct state once,
     so many episodes are cheap; with 20, a run of "within noise" candidates drifted downhill)."""
@@ -310,10 +314,14 @@ class Orchestrator:
         if len(done) < self.config.rl_every:
             return
         report = improve_round(self.store, active, self.env_names, self.improve, progress.rounds, self.config.device,
-                               self.env_model)
+                               self.env_model, learner_version(self.store, progress.learner, active))
         self.run_rl_updates += 1
         progress.rounds += 1
         progress.accepted += int(report["accepted"])
+        if progress.settle_learner(report["version"], report["accepted"], self.config.rl_learner_patience):
+            optimizer_path(self.store.model_version(report["version"]).checkpoint_path).unlink(missing_ok=True)
+            self.store.log_event("learner", f"{self.config.rl_learner_patience} candidates rejected in a row: RL "
+                                 f"restarts from the active version {active.id}", version=active.id)
         progress.episodes += report["episodes"]
         progress.decisions += report["decisions"]
         progress.since_episode = self._last_episode_id()

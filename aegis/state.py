@@ -27,8 +27,25 @@ class RlProgress:
     """Decisions the rounds played and trained on."""
     since_episode: int = 0
     """The id of the newest episode when the active version took over (its own episodes come after)."""
+    learner: int | None = None
+    """The version the next round trains from when it is not the active one: the last rejected candidate, while fewer
+    than --rl-learner-patience were rejected in a row."""
+    rejected_in_row: int = 0
+    """Candidates rejected since the last promotion (or the learner's last restart from the active version)."""
     last: dict = field(default_factory=dict)
     """The last round's report: returns per env before and after, verdict, losses, KL, entropy."""
+
+
+    def settle_learner(self, candidate: int, accepted: bool, patience: int) -> bool:
+        """Records a round's verdict: a promoted candidate is the active version (and the learner); a rejected one is
+        the next learner until `patience` were rejected in a row. Returns True when that happened and the learner
+        restarts from the active version."""
+        self.rejected_in_row = 0 if accepted else self.rejected_in_row + 1
+        self.learner = None if accepted else candidate
+        if self.rejected_in_row < patience:
+            return False
+        self.learner, self.rejected_in_row = None, 0
+        return True
 
 
 def read_rl(store: ExperienceStore) -> RlProgress:

@@ -1,8 +1,9 @@
 """The default RL update: fit the advantage-weighted improvement of the rollout policy (AWR / MPO-style).
 
-Per distinct input s (a grouped row, `agent.rl`) and legal action a, with Ā(s, a) the mean advantage of the round's
-decisions that took a in s (per-task normalised GAE), centred on the state's mean and shrunk by n / (n + shrink)
-when n decisions took it (untaken actions: 0):
+Per distinct input s (a grouped row, `agent.rl`) and legal action a, with Ā(s, a) the row's per-action advantage,
+normalised per task — by default Q(s, a) − E_π_old Q(s, ·) from the empirical model of every stored outcome
+(`agent.env_model`), known for every action ever tried in s; with the "gae" critic the mean GAE advantage of the
+round's decisions that took a in s, centred and shrunk by n / (n + shrink):
 
     π_target(a|s) = (1 − floor) · π_old(a|s)·exp(Ā(s,a)/β) / Z(s) + floor / |legal(s)|
 

@@ -1,10 +1,11 @@
 """What every RL update of the HRM shares: its settings, a value head, memoised rollouts, GAE, and grouped rows.
 
 One round: the fixed policy plays a budget of episodes (each distinct input is evaluated once and its distribution
-reused; sampling still draws per decision), every decision is recorded in the store, GAE gives each decision an
-advantage, and the decisions on one input become one row (one forward pass serves all of them). The update that
-turns the rows into a better policy is `agent.awr` (the default: fit the advantage-weighted improvement of the
-rollout policy) or `agent.ppo` (the clipped surrogate).
+reused; sampling still draws per decision), every decision is recorded in the store, a critic gives each decision
+and each legal action an advantage — by default the empirical model of every stored outcome (`agent.env_model`), or
+GAE with the value head — and the decisions on one input become one row (one forward pass serves all of them). The
+update that turns the rows into a better policy is `agent.awr` (the default: fit the advantage-weighted improvement
+of the rollout policy) or `agent.ppo` (the clipped surrogate).
 
 Grouping is exact: for the decisions on one input that took one action the ratio is one number, so
 Σ_i min(ρA_i, clip(ρ)A_i) = min(ρ, clip ρ)·ΣA⁺ + max(ρ, clip ρ)·ΣA⁻, and Σ_i (V − R_i)² = n·V² − 2V·ΣR + ΣR².

@@ -9,10 +9,18 @@ import time
 import numpy as np
 import pytest
 
-from aegis.improve import ImproveConfig, improve_round, judge, load_optimizer_state, optimizer_path, settle
+from aegis.improve import (
+    ImproveConfig,
+    improve_round,
+    judge,
+    learner_version,
+    load_optimizer_state,
+    optimizer_path,
+    settle,
+)
 from aegis.orchestrator import AgentConfig, Orchestrator
 from aegis.registry import activate
-from aegis.state import read_rl
+from aegis.state import RlProgress, read_rl
 from agent.oracle import OracleTeacher
 from agent.policy import RandomPolicy
 from agent.rl import RlConfig
@@ -199,6 +207,41 @@ def test_rl_rounds_continue_the_fit_optimizer_and_keep_only_the_active_versions_
         assert {int(s["step"]) for s in state["state"].values()} == {3 * (round_index + 1)}  # Adam went on
     kept = sorted((tmp_path / "models").glob("*.optim.pt"))
     assert kept == [optimizer_path(store.active_version().checkpoint_path)]
+
+
+def test_a_rejected_candidate_is_trained_on_while_the_champion_stays_served(tmp_path, make_checkpoint, monkeypatch):
+    store = ExperienceStore(tmp_path / "aegis.db")
+    activate(store, store.add_model_version("imitation", make_checkpoint("student"), {}))
+    champion = store.active_version()
+    config = ImproveConfig(rl=RlConfig(rollout_decisions=32, fit_steps=3, value_epochs=1), eval_episodes=2,
+                           out=str(tmp_path / "models"))
+    verdict = {"champion": 0.5, "challenger": 0.0, "difference": -0.5, "stderr": 0.1, "worse": True}
+    monkeypatch.setattr("aegis.improve.judge", lambda *_: {"FrozenLake-v1": verdict, "accepted": False})
+    progress, learner = RlProgress(), champion
+    for round_index in range(3):
+        report = improve_round(store, champion, ["FrozenLake-v1"], config, round_index, learner=learner)
+        assert not report["accepted"] and store.active_version().id == champion.id  # the served version is gated
+        candidate = store.model_version(report["version"])
+        assert candidate.parent_id == learner.id  # trained from the learner, not from the champion
+        state = load_optimizer_state(candidate.checkpoint_path)
+        assert {int(s["step"]) for s in state["state"].values()} == {3 * (round_index + 1)}  # its Adam went on
+        restarted = progress.settle_learner(candidate.id, accepted=False, patience=3)
+        assert restarted == (round_index == 2)  # three rejected in a row: back to the champion
+        learner = learner_version(store, progress.learner, champion)
+        assert learner.id == (champion.id if restarted else candidate.id)
+    kept = sorted((tmp_path / "models").glob("*.optim.pt"))  # the learner's Adam state moved on with it
+    assert kept == [optimizer_path(candidate.checkpoint_path)]
+
+
+def test_a_learner_that_does_not_descend_from_the_active_version_is_dropped(tmp_path, make_checkpoint):
+    store = ExperienceStore(tmp_path / "aegis.db")
+    first = store.add_model_version("imitation", make_checkpoint("first"), {})
+    rejected = store.add_model_version("rl", make_checkpoint("rejected", seed=1), {}, parent_id=first)
+    activate(store, first)
+    assert learner_version(store, rejected, store.active_version()).id == rejected
+    activate(store, store.add_model_version("imitation", make_checkpoint("second", seed=2), {}))  # a new distillation
+    assert learner_version(store, rejected, store.active_version()).id == store.active_version().id
+    assert learner_version(store, None, store.active_version()).id == store.active_version().id
 
 
 @pytest.mark.slow
