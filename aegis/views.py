@@ -145,6 +145,8 @@ def _rl_line(rl: RlProgress) -> str:
         return "not started"
     line = (f"{rl.rounds:,} rounds ({rl.accepted:,} accepted), {rl.episodes:,} episodes, {rl.decisions:,} "
             "decisions")
+    if rl.learner is not None:
+        line += f"; training on from rejected v{rl.learner} ({rl.rejected_in_row} rejected in a row)"
     last = compact_metrics(rl.last)
     return f"{line}; last: {last}" if last else line
 

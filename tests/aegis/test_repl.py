@@ -104,6 +104,11 @@ def test_status_reports_phase_decisions_acting_policy_training_and_rl(db, capsys
     assert "run 2 rl running" in out and "3/10" in out and "agreement 80.0%" in out
     assert "3 rounds (1 accepted), 42 episodes, 900 decisions; last: mean_return 0.25" in out
 
+    store = ExperienceStore(db)
+    write_rl(store, RlProgress(rounds=5, accepted=1, learner=7, rejected_in_row=2))
+    code, out, _ = demo(capsys, db, "status")
+    assert "training on from rejected v7 (2 rejected in a row)" in out
+
     ExperienceStore(tmp_path / "empty.db").close()
     code, out, _ = demo(capsys, tmp_path / "empty.db", "status")
     assert code == 0
