@@ -38,7 +38,7 @@ class RlConfig:
     critic: Literal["model", "gae"] = "model"
     """Where advantages come from: "model" — Q by value iteration on the empirical model of every outcome the store
     holds (agent.env_model); "gae" — GAE(γ, λ) on the round's returns with the value head."""
-    rollout_decisions: int = 16_384
+    rollout_decisions: int = 32_768
     """Decisions a round plays (episodes already started are finished, so every recorded episode is complete)."""
     games_per_env: int = 16
     """Games of each env stepped in lockstep during rollouts."""
@@ -56,7 +56,7 @@ class RlConfig:
     # --- awr -------------------------------------------------------------------------------------------------------
     beta: float = 0.5
     """AWR: temperature on the per-task normalised advantages (lower = greedier steps)."""
-    floor: float = 0.1
+    floor: float = 0.2
     """AWR: share of the target spread uniformly over the legal actions, so every action keeps being tried."""
     shrink: float = 2.0
     """AWR with the "gae" critic: an action's mean advantage is shrunk by n / (n + shrink) when n decisions took it."""
