@@ -124,13 +124,14 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
         started = time.perf_counter()
         steps = collect_rollouts(policy, games, store, rl.rollout_decisions, seed=rl.seed * 1_000 + round_index)
         seconds = {"rollout_s": time.perf_counter() - started}
-        advantages, returns = gae(steps, rl.gamma, rl.gae_lambda)
+        advantages, returns = gae(steps, rl.gamma, rl.gae_lambda)  # the returns fit the value head either way
+        model_pairs = {}
         if rl.critic == "model":
             env_model = env_model if env_model is not None else EnvModel(envs)
             env_model.refresh(store)
             advantages, tables = model_advantages(env_model, policy, steps, rl.gamma)
             rows = group_rows(steps, advantages, returns, policy.encoder, action_advantages=tables)
-            seconds["model_pairs"] = len(env_model)
+            model_pairs = {"model_pairs": len(env_model)}
         else:
             rows = group_rows(steps, normalise_per_task(steps, advantages), returns, policy.encoder, shrink=rl.shrink)
         optimizer_state = None
@@ -141,7 +142,7 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
             reference = load_model(reference_version(store, learner).checkpoint_path, device)
             candidate, critic, metrics = ppo_update(learner_model, policy.value_head, reference, rows, rl, round_index)
         seconds["update_s"] = time.perf_counter() - started - seconds["rollout_s"]
-        metrics |= {"episodes": len({s.episode for s in steps}), "evaluated_inputs": policy.evaluations,
+        metrics |= model_pairs | {"episodes": len({s.episode for s in steps}), "evaluated_inputs": policy.evaluations,
                     **{f"{env}/rollout_return": float(np.mean(r)) for env in envs
                        if (r := _episode_returns(steps, env))}}
         path = Path(config.out) / f"rl-{run_id}.pt"

@@ -4,7 +4,7 @@
 
 For each start (teacher), a fresh store and the autonomous loop exactly as `python start_training.py --teacher START`
 runs it (the product's defaults: AgentConfig, DistillArgs, RlConfig) on FrozenLake-v1 (4×4) and Taxi-v4 for
-`--minutes`: collect 1,100 decisions with the teacher → distil (train_hrm.py, agent-29m) → switch → improve by PPO
+`--minutes`: collect 1,100 decisions with the teacher → distil (train_hrm.py, agent-29m) → switch → improve by RL
 rounds. Then, per env, mean return over the same `--eval-episodes` fixed seeds (never seen in training or in
 champion/challenger) for: uniform random, the teacher, the first distilled HRM, the HRM after RL (the active version
 at the end) — both greedy with adaptive halting — and the exact optimum (value iteration), with each one's ratio to
