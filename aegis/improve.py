@@ -75,10 +75,10 @@ def reference_version(store: ExperienceStore, version: VersionRow) -> VersionRow
 def learner_version(store: ExperienceStore, learner: int | None, active: VersionRow) -> VersionRow:
     """Returns the version the next RL round trains from: `learner` while it descends from the active version (a
     rollback or a new distillation makes the active version the learner again), else the active version."""
-    version = store.model_version(learner) if learner is not None else None
+    candidate = version = store.model_version(learner) if learner is not None else None
     while version is not None and version.id != active.id:
         version = store.model_version(version.parent_id) if version.parent_id is not None else None
-    return store.model_version(learner) if version is not None else active
+    return candidate if version is not None else active
 
 
 def load_value_head(checkpoint: str | Path, model: Hrm) -> ValueHead:

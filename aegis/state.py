@@ -35,7 +35,6 @@ class RlProgress:
     last: dict = field(default_factory=dict)
     """The last round's report: returns per env before and after, verdict, losses, KL, entropy."""
 
-
     def settle_learner(self, candidate: int, accepted: bool, patience: int) -> bool:
         """Records a round's verdict: a promoted candidate is the active version (and the learner); a rejected one is
         the next learner until `patience` were rejected in a row. Returns True when that happened and the learner

@@ -83,7 +83,7 @@ class EnvModel:
                 self._add(state, o, _TERMINAL)
             elif not o.truncated:
                 self.pending[o.episode_id] = (o, state)
-        fresh = [key for key, number in self.index.items() if number >= known]
+        fresh = list(self.index)[known:]  # state numbers follow insertion order
         if fresh:
             texts = store.texts({i for key in fresh for i in key[:2]})
             for key in fresh:

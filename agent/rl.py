@@ -229,13 +229,8 @@ def model_advantages(model: EnvModel, policy: RlPolicy, steps: Sequence[Step], g
     tables = dict(zip(keys, model.advantages(keys, [p for p, _ in policy.evaluate(inputs)], gamma), strict=True))
     per_step = np.array([tables[_key(s.observation)][s.action] for s in steps])
     tasks = np.array([s.observation.task_id for s in steps])
-    for task in np.unique(tasks):
-        scale = max(float(np.sqrt((per_step[tasks == task] ** 2).mean())), 1e-6)
-        per_step[tasks == task] /= scale
-        for key in keys:
-            if key[2] == task:
-                tables[key] = tables[key] / scale
-    return per_step, tables
+    scale = {task: max(float(np.sqrt((per_step[tasks == task] ** 2).mean())), 1e-6) for task in np.unique(tasks)}
+    return per_step / np.array([scale[t] for t in tasks]), {key: table / scale[key[2]] for key, table in tables.items()}
 
 
 def normalise_per_task(steps: Sequence[Step], advantages: np.ndarray) -> np.ndarray:
