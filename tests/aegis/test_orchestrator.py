@@ -96,27 +96,38 @@ def wait_for(predicate, timeout: float, what: str):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_sigkill_during_distillation_then_restart_loses_nothing(tmp_path):
+def test_sigkill_during_distillation_then_restart_continues_the_same_run(tmp_path):
     db = tmp_path / "aegis.db"
-    agent = subprocess.Popen(agent_cmd(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # every row of a 12-epoch run (9 steps an epoch), a checkpoint every step
+    long_run = ["--distill-epochs", "12", "--distill-patience", "12", "--no-distill-distinct",
+                "--distill-checkpoint-minutes", "0.001"]
+    agent = subprocess.Popen(agent_cmd(tmp_path, *long_run), cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: db.exists() and ExperienceStore(db).get_state("phase") == "distil", 300, "distillation")
-        time.sleep(1.0)
+        wait_for(lambda: db.exists() and any(len(r.metrics) >= 2 for r in ExperienceStore(db).training_runs()),
+                 300, "two epochs of distillation")
     finally:
         agent.send_signal(signal.SIGKILL)
         agent.wait()
     store = ExperienceStore(db)
+    [killed] = store.training_runs(kind="imitation")
+    killed_at = killed.metrics[-1]["step"]
+    assert killed.status == "running" and len(killed.metrics) < 12  # killed mid-run
     before = store.count_decisions()
     kept = [(d.episode_id, d.step) for d in store.decisions()]
 
-    restart = subprocess.run(agent_cmd(tmp_path, "--max-rl-updates", "1"), cwd=ROOT, capture_output=True, text=True,
-                             timeout=900)
+    restart = subprocess.run(agent_cmd(tmp_path, *long_run, "--max-rl-updates", "1"), cwd=ROOT,
+                             capture_output=True, text=True, timeout=900)
     assert restart.returncode == 0, restart.stderr[-3000:]
     assert store.count_decisions() > before
     assert [(d.episode_id, d.step) for d in store.decisions()][:len(kept)] == kept  # nothing lost or rewritten
     assert sum(v.status == "active" for v in store.model_versions()) == 1
-    interrupted = [r for r in store.training_runs(kind="imitation") if r.error and "interrupted" in r.error]
-    assert len(interrupted) <= 1
+    [resumed] = store.training_runs(kind="imitation")  # the same run, not a new one
+    assert resumed.id == killed.id and resumed.status == "succeeded"
+    steps = [m["step"] for m in resumed.metrics]
+    assert steps == sorted(steps) and steps[len(killed.metrics)] >= killed_at  # continued, not restarted
+    version = store.model_version(resumed.model_version_id)
+    assert version.metrics["train_decisions"] == killed.config["train_decisions"]  # on the data it started with
 
 
 def test_sigterm_finishes_the_step_and_exits_cleanly(tmp_path):
