@@ -37,6 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("collect", "distil", "switch", "improve")
 
 
+def env_names(envs: str) -> list[str]:
+    """Returns the env names of a comma-separated `--envs` value."""
+    return [e.strip() for e in envs.split(",") if e.strip()]
+
+
 @dataclass
 class AgentConfig:
     """Run the autonomous agent: collect with the teacher, distil the HRM, switch to it, improve it by RL."""
@@ -66,8 +71,9 @@ class AgentConfig:
     """Distillation: one training row per distinct decision (see train_hrm.py --help)."""
     distill_halt_max_steps: Annotated[int | None, Range(1)] = DistillArgs.halt_max_steps
     """Distillation: the student's ACT bound (None: the preset's)."""
-    distill_preset: Literal["agent-29m", "agent-29m-long"] = DistillArgs.preset
-    """Distillation: the student's architecture (agent-29m-long: 512 input tokens, actions of up to 16 tokens)."""
+    distill_preset: Literal["auto", "agent-29m", "agent-29m-long"] = "auto"
+    """Distillation: the student's architecture (agent-29m-long: 512 input tokens, actions of up to 16 tokens; auto:
+    agent-29m-long when an env needs long text, as TextWorld does, agent-29m otherwise)."""
     distill_hidden_size: Annotated[int | None, Range(1)] = DistillArgs.hidden_size
     """Distillation: the student's width (None: the preset's; smaller for quick experiments)."""
     distill_patience: Annotated[int, Range(0)] = DistillArgs.patience
@@ -158,10 +164,16 @@ class AgentConfig:
             flags += ["--halt-max-steps", str(self.distill_halt_max_steps)]
         if self.distill_hidden_size is not None:
             flags += ["--hidden-size", str(self.distill_hidden_size)]
-        flags += ["--preset", self.distill_preset]
+        flags += ["--preset", self.student_preset()]
         if self.tensorboard is not None:
             flags += ["--tensorboard", str(Path(self.tensorboard) / "distill")]
         return flags
+
+    def student_preset(self) -> str:
+        """Returns the distilled student's preset: the one asked for, or for auto the one the envs need."""
+        if self.distill_preset != "auto":
+            return self.distill_preset
+        return "agent-29m-long" if any(make_env(name).long_text for name in env_names(self.envs)) else "agent-29m"
 
     def rl_config(self) -> RlConfig:
         """Returns the RL rounds' settings."""
@@ -192,9 +204,11 @@ class Orchestrator:
     def __post_init__(self):
         c = self.config
         self.store = ExperienceStore(c.db)
-        self.env_names = [e.strip() for e in c.envs.split(",") if e.strip()]
+        self.env_names = env_names(c.envs)
         for name in self.env_names:
-            make_env(name)  # validates the names before anything starts
+            if make_env(name).long_text and c.distill_preset == "agent-29m":  # validates the names before anything
+                raise ValueError(f"{name}'s inputs and commands are longer than the agent-29m student reads; use "
+                                 "--distill-preset agent-29m-long (or auto)")
         self.teacher = make_teacher(c.teacher, seed=c.seed, temperature=c.temperature, device=c.device)
         canary_env = make_env(self.env_names[0])
         canary_env.reset(seed=0)

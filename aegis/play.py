@@ -7,6 +7,7 @@ episodes and stops: every episode it opens is finished and recorded with its ret
 import numpy as np
 
 from agent.envs import make_env
+from agent.envs.seeds import training_seeds
 from agent.policy import Policy
 from agent.runner import Game, step_and_record
 from data.store import EpisodeEnd, ExperienceStore
@@ -21,8 +22,7 @@ def play_episodes(store: ExperienceStore, policy: Policy, env: str, episodes: in
     ended: list[EpisodeEnd] = []
     while len(ended) < episodes:
         games = [Game(make_env(env)) for _ in range(min(BATCH, episodes - len(ended)))]
-        starts = [game.restart(int(s), policy) for game, s in zip(games, rng.integers(0, 2**31 - 1, len(games)),
-                                                                   strict=True)]
+        starts = [game.restart(int(s), policy) for game, s in zip(games, training_seeds(rng, len(games)), strict=True)]
         live = list(range(len(games)))
         observations = [game.env.observe() for game in games]
         decisions = policy.decide(observations, greedy=True)  # first, so a policy that cannot act opens no episode

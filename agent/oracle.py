@@ -40,15 +40,15 @@ class OracleTeacher:
             self._envs[observation.env_name] = make_env(observation.env_name)
         env = self._envs[observation.env_name]
         q = env.optimal_q(observation.state)
-        legal = [env.action_names.index(action) for action in observation.legal_actions]
         if q is not None:
-            legal_q = q[legal]
+            legal_q = q[[env.action_names.index(action) for action in observation.legal_actions]]
             soft = np.exp((legal_q - legal_q.max()) / self.temperature)
             soft /= soft.sum()
-        else:  # an expert instead of Q* (the BabyAI bot): its action, or uniform where it thinks the task is done
+        else:  # an expert instead of Q* (the BabyAI bot, TextWorld's winning commands): its action, or uniform where
+            # it has none
             if type(env).expert_action is TextEnv.expert_action:
                 raise ValueError(f"{observation.env_name} has no optimal Q-values, so the oracle cannot act in it")
-            expert = env.expert_action(observation.state)
+            expert, legal = env.expert_action(observation.state), observation.legal_actions
             soft = np.array([float(a == expert) for a in legal]) if expert in legal else np.ones(len(legal))
             soft /= soft.sum()
         return (1.0 - self.epsilon) * soft + self.epsilon / len(soft)

@@ -21,6 +21,7 @@ from torch import nn
 
 from agent.env_model import EnvModel
 from agent.envs import TextEnv
+from agent.envs.seeds import training_seeds
 from agent.policy import Decision, Observation, softmax
 from agent.runner import Game, step_and_record
 from agent.student import StudentEncoder, acting_log_probs, by_length
@@ -173,8 +174,7 @@ def collect_rollouts(policy: RlPolicy, envs: Sequence[TextEnv], store: Experienc
     games = [Game(env) for env in envs]
 
     def restart(batch: list[Game]) -> list[EpisodeStart]:
-        return [game.restart(int(s), policy) for game, s in zip(batch, seeds.integers(0, 2**31 - 1, len(batch)),
-                                                                  strict=True)]
+        return [game.restart(int(s), policy) for game, s in zip(batch, training_seeds(seeds, len(batch)), strict=True)]
 
     for game, episode_id in zip(games, store.start_episodes(restart(games)), strict=True):
         game.episode_id = episode_id

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.envs import TextEnv, make_env
+from agent.envs.seeds import training_seeds
 from agent.policy import Decision, Observation, Policy
 from agent.prompts import teacher_prompt
 from data.store import DecisionRecord, EpisodeEnd, EpisodeStart, ExperienceStore
@@ -85,7 +86,7 @@ class VectorRunner:
             slot.episode_id = episode_id
 
     def _reset(self, slot: Game) -> EpisodeStart:
-        return slot.restart(int(self.seeds.integers(0, 2**31 - 1)), self.policy)
+        return slot.restart(training_seeds(self.seeds, 1)[0], self.policy)
 
     def step(self) -> list[FinishedEpisode]:
         """Runs one lockstep step of every env; returns the episodes that ended in it."""

@@ -21,10 +21,10 @@ from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
 from agent.envs.base import TextEnv
+from agent.envs.seeds import training_seeds
 
 _AGENT_X, _AGENT_Y = 3, 6  # the agent's cell in minigrid's egocentric 7×7 view (x right, y forward-to-back)
 _DOOR_STATES = {v: k for k, v in STATE_TO_IDX.items()}
-_SEED_RANGE = 2**31 - 1
 
 
 def _steps(n: int, direction: str) -> str:
@@ -81,7 +81,7 @@ class BabyAI(TextEnv):
 
     def reset(self, seed: int | None = None) -> Hashable:
         """Starts the level generated from `seed` (a random one without it); returns the state (seed, ())."""
-        self.seed = int(self._seeds.integers(_SEED_RANGE)) if seed is None else int(seed)
+        self.seed = training_seeds(self._seeds, 1)[0] if seed is None else int(seed)
         with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints each level it rejects while generating
             self.obs, _ = self.env.reset(seed=self.seed)
         self.actions = ()
@@ -106,10 +106,11 @@ class BabyAI(TextEnv):
         replay = _replay(self.name, self.task_id, self.env.spec.id, state)
         return replay.observation_text()
 
-    def expert_action(self, state: Hashable) -> int | None:
-        """Returns the BabyAI bot's action in `state` (seed, actions so far), or None where it thinks the mission is
-        done. The bot plans on the true grid and remembers what it has seen, so it is fed the episode's actions: an
-        episode asked about step by step (the teacher acting) continues its bot; any other state is replayed."""
+    def expert_action(self, state: Hashable) -> str | None:
+        """Returns the BabyAI bot's action (its name) in `state` (seed, actions so far), or None where it thinks the
+        mission is done. The bot plans on the true grid and remembers what it has seen, so it is fed the episode's
+        actions: an episode asked about step by step (the teacher acting) continues its bot; any other state is
+        replayed."""
         seed, actions = state
         known = self._experts.get(seed)
         if known is not None and known[0] == actions:
@@ -128,7 +129,8 @@ class BabyAI(TextEnv):
                 env.step(action)
                 suggestion = bot.replan(action)
         self._experts.pop(seed, None)
-        self._experts[seed] = (actions, env, bot, None if suggestion >= len(self.action_names) else int(suggestion))
+        self._experts[seed] = (actions, env, bot,
+                               self.action_names[suggestion] if suggestion < len(self.action_names) else None)
         while len(self._experts) > 256:  # the oldest episode's bot goes
             self._experts.pop(next(iter(self._experts)))[1].close()
         return self._experts[seed][3]

@@ -31,6 +31,7 @@ class TextEnv(ABC):
 
     action_names: ClassVar[list[str]]  # in the env's action-index order
     description: ClassVar[str]  # one sentence: the goal, for the teacher's prompt
+    long_text: ClassVar[bool] = False  # True: its inputs and actions need the student's long preset (agent-29m-long)
 
     def __init__(self, name: str, task_id: int, env: gymnasium.Env):
         self.name = name
@@ -82,9 +83,9 @@ class TextEnv(ABC):
         """Return the optimal expected episode return over the start states, or None where it is not known."""
         return None
 
-    def expert_action(self, state: Hashable) -> int | None:
-        """Return an expert's action index in `state` where the env has an expert but no Q* (e.g. a planning bot),
-        or None."""
+    def expert_action(self, state: Hashable) -> str | None:
+        """Return an expert's action (its name) in `state` where the env has an expert but no Q* (e.g. a planning
+        bot), or None."""
         return None
 
     def close(self) -> None:

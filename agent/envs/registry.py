@@ -14,12 +14,15 @@ free id below MAX_TASKS. Adding a gymnasium env is a TextEnv subclass and one ro
 | 6       | BabyAI-GoToLocal     | BabyAI-GoToLocal-v0 (64 steps)                  |
 | 7       | BabyAI-PickupLoc     | BabyAI-PickupLoc-v0 (64 steps)                  |
 | 8       | BabyAI-PutNextLocal  | BabyAI-PutNextLocal-v0 (128 steps)              |
+| 15      | TextWorld-simple     | Aegis/TextWorld-simple-v0: generated games (50 steps) |
 
-The BabyAI envs (`agent/envs/babyai.py`) import minigrid only when one is made.
+The BabyAI envs (`agent/envs/babyai.py`) import minigrid, and TextWorld (`agent/envs/textworld.py`) textworld, only
+when one is made. TextWorld's commands and inputs are long: an env whose class sets `long_text = True` makes the
+agent distil the `agent-29m-long` student (512 input tokens, actions of up to 16 tokens).
 
 Your own env, without changing the project: name it as `package.module:ClassName` (`--envs my_envs:Maze`), where the
 class subclasses TextEnv, sets `action_names`, `description` and `user_task_id` (a task-embedding row of its own,
-from FIRST_USER_TASK to MAX_TASKS − 1), implements `render_text` and `success`, and has a classmethod `make_gym()`
+from FIRST_USER_TASK to LAST_USER_TASK), implements `render_text` and `success`, and has a classmethod `make_gym()`
 returning its gymnasium env (with a step limit). Its module must be importable (on PYTHONPATH or installed).
 """
 
@@ -35,7 +38,7 @@ from agent.envs.frozen_lake import FrozenLake
 from agent.envs.taxi import Taxi
 
 MAX_TASKS = 16  # rows in the HRM's task embedding
-FIRST_USER_TASK = 9  # task ids from here on are left to users' own envs
+FIRST_USER_TASK, LAST_USER_TASK = 9, 14  # task ids left to users' own envs (the project's new envs take 15 down)
 
 
 class EnvSpec(NamedTuple):
@@ -59,6 +62,7 @@ _SPECS: dict[str, EnvSpec] = {
     "BabyAI-GoToLocal": EnvSpec(6, "agent.envs.babyai:BabyAI", "BabyAI-GoToLocal-v0", {}),
     "BabyAI-PickupLoc": EnvSpec(7, "agent.envs.babyai:BabyAI", "BabyAI-PickupLoc-v0", {}),
     "BabyAI-PutNextLocal": EnvSpec(8, "agent.envs.babyai:BabyAI", "BabyAI-PutNextLocal-v0", {}),
+    "TextWorld-simple": EnvSpec(15, "agent.envs.textworld:TextWorld", "Aegis/TextWorld-simple-v0", {}),
 }
 
 ENV_NAMES: tuple[str, ...] = tuple(_SPECS)
@@ -91,9 +95,9 @@ def _user_env(name: str) -> TextEnv:
     if not (isinstance(cls, type) and issubclass(cls, TextEnv)):
         raise ValueError(f"environment {name!r} is not a TextEnv subclass (see agent/envs/base.py)")
     task_id = getattr(cls, "user_task_id", None)
-    if not isinstance(task_id, int) or not FIRST_USER_TASK <= task_id < MAX_TASKS:
+    if not isinstance(task_id, int) or not FIRST_USER_TASK <= task_id <= LAST_USER_TASK:
         raise ValueError(f"environment {name!r}: set the class attribute user_task_id to a task id from "
-                         f"{FIRST_USER_TASK} to {MAX_TASKS - 1} (its row of the HRM's task embedding)")
+                         f"{FIRST_USER_TASK} to {LAST_USER_TASK} (its row of the HRM's task embedding)")
     if not callable(getattr(cls, "make_gym", None)):
         raise ValueError(f"environment {name!r}: add a classmethod make_gym() that returns its gymnasium env")
     return cls(name, task_id, cls.make_gym())

@@ -18,15 +18,17 @@ GYMNASIUM = {
 }
 BABYAI = {"BabyAI-GoToRedBall": 5, "BabyAI-GoToLocal": 6, "BabyAI-PickupLoc": 7, "BabyAI-PutNextLocal": 8}
 """minigrid levels (their own step limits); tests/agent/envs/test_babyai.py checks their steps against minigrid's."""
+TEXTWORLD = {"TextWorld-simple": 15}
+"""generated text games (tests/agent/envs/test_textworld.py)."""
 
 
 def test_task_ids_are_stable_and_unique():
     # These ids are rows of trained HRMs' task embeddings: changing one breaks every checkpoint.
     expected = {"FrozenLake-v1": 0, "FrozenLake-v1-8x8": 1, "Taxi-v4": 2, "CliffWalking-v1": 3, "Blackjack-v1": 4,
-                **BABYAI}
+                **BABYAI, **TEXTWORLD}
     assert TASK_IDS == expected
     assert len(set(TASK_IDS.values())) == len(TASK_IDS) and max(TASK_IDS.values()) < MAX_TASKS
-    assert set(ENV_NAMES) == set(GYMNASIUM) | set(BABYAI)
+    assert set(ENV_NAMES) == set(GYMNASIUM) | set(BABYAI) | set(TEXTWORLD)
     assert all(make_env(name).task_id == TASK_IDS[name] and make_env(name).name == name for name in ENV_NAMES)
 
 
@@ -58,10 +60,13 @@ def test_text_is_plain_and_actions_are_all_legal(name):
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     for _ in range(200):
-        text = env.observation_text()
+        text, legal = env.observation_text(), env.legal_actions()
         assert text.isascii() and "\x1b" not in text and text.strip() == text
-        assert env.legal_actions() == env.action_names
-        if any(env.step(int(rng.integers(len(env.action_names))))[2:4]):
+        if env.action_names:  # a fixed action set: every action, every step
+            assert legal == env.action_names
+        else:  # the legal actions change step by step
+            assert legal and len(set(legal)) == len(legal) and all(a.strip() == a for a in legal)
+        if any(env.step(int(rng.integers(len(legal))))[2:4]):
             env.reset()
     description = env.task_description()
     assert description.endswith(".") and description.count(". ") == 0

@@ -1,0 +1,252 @@
+"""TextWorld games as text environments: generated here, admissible commands as legal actions, the game's own
+winning policy as the expert.
+
+`textworld` (Microsoft's text-game generator; its wheel carries the Inform 7 compiler and the Glulx interpreter, so
+nothing is downloaded) generates a game from a seed: rooms, objects and a quest such as "open the refrigerator, take
+the teapot from it, put it on the pan". A difficulty (below) fixes the generator's settings and two disjoint pools of
+games: training games from seeds 1,000 + i, held-out games from seeds 900,000 + j. An episode reset with seed s plays
+held-out game (s − 50,000) mod n when s is an evaluation seed (`agent.envs.seeds.EVALUATION_SEEDS`, which training
+never draws), training game s mod n otherwise, so what is evaluated was never trained on. Games are generated on first
+use and cached under `runs/textworld/<difficulty>/` (about 1.5 s each; safe with several processes).
+
+What the agent sees is compact: the room, the inventory, the last command's answer, then the goal (the student's
+input is cut from the left, so the goal, last, is always kept). The legal actions are the game's admissible commands
+less the ones that change nothing ("examine …", "look", "inventory": their answer is the room and the inventory,
+already in view). The reward is the game's score increase (1 when the quest is done).
+
+The state a policy sees (`Observation.state`) is (seed, commands so far): hashable, stored as text, and enough to
+replay the episode, which is how the expert (TextWorld's `policy_commands`, the shortest winning commands from the
+current state) is asked what to do in any state.
+"""
+
+import os
+import string
+import tempfile
+import warnings
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, SupportsFloat
+
+import gymnasium
+import textworld
+from gymnasium import spaces
+
+from agent.envs.base import TextEnv
+from agent.envs.seeds import EVALUATION_SEEDS
+from data.tokenizer import gpt2_tokenizer
+
+GAMES_DIR = Path(__file__).resolve().parents[2] / "runs" / "textworld"
+CHARSET = string.printable
+MAX_LEGAL = 64  # the most legal actions an observation offers
+MAX_COMMAND_TOKENS = 16  # the answer slots of the student's long preset (agent-29m-long)
+_INFOS = textworld.EnvInfos(admissible_commands=True, policy_commands=True, description=True, inventory=True,
+                            objective=True, won=True, lost=True, feedback=True)
+_NO_CHANGE = ("examine ", "look", "inventory")
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """The generator's settings for one family of games and the sizes of its two pools."""
+
+    rooms: int
+    objects: int
+    quest_length: int
+    train_games: int
+    held_out_games: int
+
+
+DIFFICULTIES = {
+    # Two or three rooms' worth of furniture, a two-step quest ("open the chest, take the key from it"): the policy
+    # has to read the goal and the room, as no two games share a layout or a quest.
+    "simple": Difficulty(rooms=2, objects=4, quest_length=2, train_games=200, held_out_games=100),
+}
+
+
+def game_file(difficulty: str, seed: int) -> Path:
+    """Returns the cached game an episode reset with `seed` plays, generating it first if needed."""
+    settings = DIFFICULTIES[difficulty]
+    if seed in EVALUATION_SEEDS:
+        pool, index, generator_seed = "held-out", (seed - EVALUATION_SEEDS.start) % settings.held_out_games, 900_000
+    else:
+        pool, index, generator_seed = "train", seed % settings.train_games, 1_000
+    path = GAMES_DIR / difficulty / pool / f"game-{index}.z8"
+    if not path.exists():
+        _generate(settings, generator_seed + index, path)
+    return path
+
+
+def _generate(settings: Difficulty, seed: int, path: Path) -> None:
+    """Generates one game into a private folder, then moves it into place (its .json first, the .z8 marks it done)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+        options = textworld.GameOptions()
+        options.seeds = seed
+        options.nb_rooms, options.nb_objects, options.quest_length = (settings.rooms, settings.objects,
+                                                                       settings.quest_length)
+        options.path = str(Path(scratch) / path.name)
+        made, _ = textworld.make(options)
+        os.replace(Path(made).with_suffix(".json"), path.with_suffix(".json"))
+        os.replace(made, path)
+
+
+def _clean(answer: str | None) -> str:
+    """Returns a game's answer on one line, without blank lines and without the interpreter's prompt and status bar
+    (everything from the line starting with ">"); "" for no answer."""
+    lines = []
+    for line in (answer or "").splitlines():
+        if line.lstrip().startswith(">"):
+            break
+        lines.append(line.strip())
+    return " ".join(line for line in lines if line)
+
+
+def compact_text(state: textworld.GameState, first: bool) -> str:
+    """Returns what the agent sees: the room, the inventory, the last command's answer (none at the start, none
+    when it is the room again), the goal."""
+    room, feedback = _clean(state.description), _clean(state.feedback)
+    parts = [room, _clean(state.inventory)]
+    if not first and feedback != room:
+        parts.append(feedback)
+    parts.append(f"Goal: {_clean(state.objective)}")
+    return "\n".join(parts)
+
+
+def useful_commands(state: textworld.GameState) -> list[str]:
+    """Returns the admissible commands that can change the game and fit the student's answer (at most
+    MAX_COMMAND_TOKENS GPT-2 tokens; longer ones are rare), at most MAX_LEGAL of them."""
+    tokenizer = gpt2_tokenizer()
+    return [c for c in state.admissible_commands if not c.startswith(_NO_CHANGE)
+            and len(tokenizer(" " + c).input_ids) <= MAX_COMMAND_TOKENS][:MAX_LEGAL]
+
+
+class TextWorldGym(gymnasium.Env):
+    """One TextWorld difficulty as a gymnasium env: text observations, commands as text actions.
+
+    `info` carries "admissible_commands" (the useful ones), "policy_commands" (a shortest win from here) and "won".
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, difficulty: str = "simple"):
+        if difficulty not in DIFFICULTIES:
+            raise ValueError(f"unknown TextWorld difficulty {difficulty!r}; choose one of: {', '.join(DIFFICULTIES)}")
+        self.difficulty = difficulty
+        self.observation_space = spaces.Text(max_length=8192, min_length=0, charset=CHARSET)
+        self.action_space = spaces.Text(max_length=256, min_length=1, charset=CHARSET)
+        self.game: Any = None  # the started textworld env of the current game
+        self.game_path: Path | None = None
+        self.game_state: textworld.GameState | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
+        super().reset(seed=seed)
+        if seed is None:
+            seed = int(self.np_random.integers(0, EVALUATION_SEEDS.start))
+        path = game_file(self.difficulty, seed)
+        if path != self.game_path:
+            if self.game is not None:
+                self.game.close()
+            with warnings.catch_warnings():  # jericho's "not fully supported": TextWorld keeps the score itself
+                warnings.simplefilter("ignore")
+                self.game, self.game_path = textworld.start(str(path), request_infos=_INFOS), path
+        self.game_state = self.game.reset()
+        return compact_text(self.game_state, first=True), self._info()
+
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict]:
+        before = self.game_state.score
+        self.game_state, score, done = self.game.step(action)
+        return compact_text(self.game_state, first=False), float(score - before), bool(done), False, self._info()
+
+    def _info(self) -> dict:
+        state = self.game_state
+        return {"admissible_commands": useful_commands(state), "policy_commands": list(state.policy_commands or []),
+                "won": bool(state.won)}
+
+    def close(self) -> None:
+        if self.game is not None:
+            self.game.close()
+            self.game, self.game_path = None, None
+
+
+gymnasium.register("Aegis/TextWorld-simple-v0", entry_point=TextWorldGym, max_episode_steps=50,
+                   kwargs={"difficulty": "simple"})
+
+
+class TextWorld(TextEnv):
+    """A TextWorld difficulty: reward 1 when the quest is done, within the step limit."""
+
+    action_names: list[str] = []  # none fixed: the legal actions are the game's commands at each step
+    description = "Win the text adventure: do what the goal says, in as few commands as possible."
+    long_text = True  # its inputs and commands need the student's long preset (agent-29m-long)
+
+    def __init__(self, name: str, task_id: int, env: gymnasium.Env):
+        super().__init__(name, task_id, env)
+        self.seed: int | None = None
+        self.commands: tuple[str, ...] = ()
+        self.text, self.info = "", {}
+        self._experts: dict[int, TextWorld] = {}  # seed → a replay of a recent episode, asked for its expert move
+
+    def reset(self, seed: int | None = None) -> Hashable:
+        """Starts the game `seed` selects (a training game chosen at random without it); returns (seed, ())."""
+        self.seed = int(self.env.unwrapped.np_random.integers(0, EVALUATION_SEEDS.start)) if seed is None else seed
+        self.text, self.info = self.env.reset(seed=self.seed)
+        self.commands = ()
+        self.state = (self.seed, self.commands)
+        return self.state
+
+    def step(self, action: int) -> tuple[Hashable, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Plays legal action number `action`; the returned observation is the new state (seed, commands so far)."""
+        return self.play(self.info["admissible_commands"][action])
+
+    def play(self, command: str) -> tuple[Hashable, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Plays `command` as typed; returns what `step` does."""
+        self.text, reward, terminated, truncated, self.info = self.env.step(command)
+        self.commands += (command,)
+        self.state = (self.seed, self.commands)
+        return self.state, reward, terminated, truncated, self.info
+
+    def observation_text(self) -> str:
+        """Returns the room, the inventory, the last answer and the goal."""
+        return self.text
+
+    def legal_actions(self) -> list[str]:
+        """Returns the commands that can change the game now."""
+        return list(self.info["admissible_commands"])
+
+    def render_text(self, state: Hashable) -> str:
+        """Returns the text of any state (seed, commands), by replaying it."""
+        replay = self._replay(state)
+        text = replay.observation_text()
+        replay.close()
+        return text
+
+    def expert_action(self, state: Hashable) -> str | None:
+        """Returns the first command of a shortest win from `state`, or None once the game is over. An episode asked
+        about step by step continues its replay; any other state is replayed from the start."""
+        seed, commands = state
+        replay = self._experts.pop(seed, None)
+        if replay is not None and commands[:len(replay.commands)] == replay.commands:
+            for command in commands[len(replay.commands):]:
+                replay.play(command)
+        else:
+            if replay is not None:
+                replay.close()
+            replay = self._replay(state)
+        self._experts[seed] = replay
+        while len(self._experts) > 64:  # the oldest episode's replay goes
+            self._experts.pop(next(iter(self._experts))).close()
+        wins = replay.info["policy_commands"]
+        return wins[0] if wins else None
+
+    def _replay(self, state: Hashable) -> "TextWorld":
+        seed, commands = state
+        replay = TextWorld(self.name, self.task_id, gymnasium.make(self.env.spec.id))
+        replay.reset(seed=seed)
+        for command in commands:
+            replay.play(command)
+        return replay
+
+    def success(self, episode_return: float, terminated: bool) -> bool:
+        """Returns whether the quest was done (the only way a game scores)."""
+        return terminated and episode_return > 0
+

@@ -1,0 +1,53 @@
+"""TextWorld as text: generated games, their commands as legal actions, the winning policy as oracle, held-out games."""
+
+import pytest
+
+from agent.envs import make_env
+from agent.envs.seeds import EVALUATION_SEEDS
+from agent.envs.textworld import DIFFICULTIES, game_file
+from agent.oracle import OracleTeacher
+from agent.student import StudentEncoder
+
+
+def test_the_legal_actions_are_the_games_commands_that_change_something():
+    env = make_env("TextWorld-simple")
+    env.reset(seed=0)
+    admissible = env.env.unwrapped.game_state.admissible_commands  # TextWorld's own list
+    assert env.legal_actions() == [c for c in admissible if not c.startswith(("examine ", "look", "inventory"))]
+    assert "look" in admissible and any(c.startswith("examine ") for c in admissible)
+    first_text = env.observation_text()
+    assert first_text.startswith("-= ") and "You are carrying" in first_text
+    assert first_text.splitlines()[-1].startswith("Goal: ")
+    before = env.state
+    command = env.legal_actions()[0]
+    state, _, _, _, _ = env.step(0)
+    assert state == (0, (command,)) and env.render_text(state) == env.observation_text()
+    assert env.render_text(before) == first_text  # any state replays
+
+
+@pytest.mark.parametrize("seeds", [range(4), range(EVALUATION_SEEDS.start, EVALUATION_SEEDS.start + 3)],
+                         ids=["training games", "held-out games"])
+def test_the_walkthrough_oracle_wins_its_games_and_fits_the_long_student(seeds):
+    oracle, encoder = OracleTeacher(), StudentEncoder(512, 16)
+    for seed in seeds:
+        env = make_env("TextWorld-simple")
+        env.reset(seed=seed)
+        total, done, steps = 0.0, False, 0
+        while not done:
+            observation = env.observe()
+            [decision] = oracle.decide([observation], greedy=True)
+            assert max(decision.probs) == 1.0  # the winning command, all of it
+            batch = encoder.encode([(observation.text, observation.legal_actions, observation.task_id)])
+            assert batch["lengths"][0] < 512  # the whole text is read, nothing cut
+            _, reward, terminated, truncated, _ = env.step(decision.action)
+            total, done, steps = total + float(reward), terminated or truncated, steps + 1
+        assert env.success(total, terminated) and steps <= 10, (seed, steps)
+
+
+def test_evaluation_seeds_play_held_out_games_and_no_training_seed_does():
+    settings = DIFFICULTIES["simple"]
+    held_out = {game_file("simple", s) for s in EVALUATION_SEEDS[:3]}
+    training = {game_file("simple", s) for s in (0, 1, settings.train_games, EVALUATION_SEEDS.stop + 2)}
+    assert all(p.parent.name == "held-out" for p in held_out) and all(p.parent.name == "train" for p in training)
+    assert len(training) == 3  # seed mod the pool: 0 and train_games play the same game
+    assert {p.read_bytes() for p in held_out}.isdisjoint({p.read_bytes() for p in training})
