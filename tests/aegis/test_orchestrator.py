@@ -163,6 +163,16 @@ def test_bad_environment_name_is_one_line_and_exit_2(tmp_path):
     assert "unknown environment 'Pong-v5'" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_long_text_env_gets_the_long_student_and_a_short_preset_is_refused(tmp_path):
+    assert AgentConfig(envs="FrozenLake-v1,BabyAI-GoToLocal").student_preset() == "agent-29m"
+    assert AgentConfig(envs="Taxi-v4,TextWorld-simple").student_preset() == "agent-29m-long"
+    result = subprocess.run(agent_cmd(tmp_path, "--envs", "TextWorld-simple", "--distill-preset", "agent-29m"),
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "use --distill-preset agent-29m-long" in result.stderr.strip().splitlines()[-1]
+    assert ExperienceStore(tmp_path / "aegis.db").count_decisions() == 0
+
+
 def test_judge_rejects_a_worse_challenger_and_accepts_an_equal_one():
     config = ImproveConfig(eval_episodes=30)
     worse = judge(OracleTeacher(seed=0), RandomPolicy(seed=0), ["Taxi-v4"], config)
