@@ -101,6 +101,10 @@ def load_optimizer_state(checkpoint: str | Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
+class RoundStopped(Exception):
+    """Raised into an RL round when the agent is asked to stop: the round is abandoned (its rollouts stay stored)."""
+
+
 def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], config: ImproveConfig,
                   round_index: int, device: str | None = None, env_model: EnvModel | None = None,
                   learner: VersionRow | None = None) -> dict:
@@ -154,6 +158,9 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
             judged = time.perf_counter()
             report = judge(HrmPolicy(champion_model, active.id), HrmPolicy(candidate, version), envs, config)
         metrics |= seconds | {"judge_s": time.perf_counter() - judged}
+    except RoundStopped:
+        store.finish_training_run(run_id, "interrupted", error="interrupted: the agent was asked to stop")
+        raise
     except Exception as e:
         store.finish_training_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
         raise

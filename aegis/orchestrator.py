@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from aegis.distill import DistillArgs
-from aegis.improve import ImproveConfig, improve_round, learner_version, optimizer_path
+from aegis.improve import ImproveConfig, RoundStopped, improve_round, learner_version, optimizer_path
 from aegis.registry import PolicySlot
 from aegis.state import process_gone, read_rl, write_rl
 from aegis.teachers import make_teacher
@@ -200,6 +200,7 @@ class Orchestrator:
     config: AgentConfig
     store: ExperienceStore = field(init=False)
     stop_requested: bool = field(init=False, default=False)
+    in_round: bool = field(init=False, default=False)
 
     def __post_init__(self):
         c = self.config
@@ -330,8 +331,17 @@ class Orchestrator:
                 if e.model_version == active.id and e.id > progress.since_episode]
         if len(done) < self.config.rl_every:
             return
-        report = improve_round(self.store, active, self.env_names, self.improve, progress.rounds, self.config.device,
-                               self.env_model, learner_version(self.store, progress.learner, active))
+        self.in_round = True  # a stop request now abandons the round (minutes of work) instead of waiting for it
+        try:
+            report = improve_round(self.store, active, self.env_names, self.improve, progress.rounds,
+                                   self.config.device, self.env_model, learner_version(self.store, progress.learner,
+                                                                                       active))
+        except RoundStopped:
+            self.store.log_event("rl", f"RL round {progress.rounds + 1} abandoned: the agent was asked to stop")
+            self.env_model = EnvModel(self.env_names)  # it may have been stopped halfway through a refresh
+            return
+        finally:
+            self.in_round = False
         self.run_rl_updates += 1
         progress.rounds += 1
         progress.accepted += int(report["accepted"])
@@ -398,12 +408,15 @@ class Orchestrator:
             self._stop_child()
 
     def install_signal_handlers(self) -> None:
-        """First SIGINT/SIGTERM: finish the current step, write it, and stop. A second one: exit at once."""
+        """First SIGINT/SIGTERM: finish the current step, write it, and stop; during an RL round, abandon the round.
+        A second one: exit at once."""
 
         def handle(signum, _frame):
             if self.stop_requested:
                 os._exit(128 + signum)  # every write is one transaction: nothing is left half-written
             self.stop_requested = True
+            if self.in_round:
+                raise RoundStopped(f"signal {signum}")
 
         signal.signal(signal.SIGINT, handle)
         signal.signal(signal.SIGTERM, handle)

@@ -87,12 +87,20 @@ def main() -> None:
             store.close()
             next_kill = time.time() + args.kill_every * 60
     agent.send_signal(signal.SIGTERM)
-    agent.wait(timeout=120)
+    asked = time.time()
+    try:
+        agent.wait(timeout=120)
+        stopped = f"stopped {time.time() - asked:.1f} s after SIGTERM"
+    except subprocess.TimeoutExpired:
+        agent.kill()
+        agent.wait()
+        stopped = "did not stop within 120 s of SIGTERM (killed)"
     store = ExperienceStore(db)
     phases = [e.data.get("phase") for e in reversed(store.events(limit=100_000, kind="phase"))]
     hours = (time.time() - started) / 3600
     print(f"{args.minutes:g} min, SIGKILL every {args.kill_every:g} min: {kills} kills survived, {lost} decisions "
-          f"lost (aim 0) | {store.count_decisions():,} decisions | phases reached: {' → '.join(dict.fromkeys(phases))}")
+          f"lost (aim 0) | {store.count_decisions():,} decisions | phases reached: "
+          f"{' → '.join(dict.fromkeys(phases))} | the last agent {stopped}")
     for i, process in enumerate(samples):
         warm = [mb for t, mb in process if t >= WARM_UP]
         if len(warm) >= 2:

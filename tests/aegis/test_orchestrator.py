@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -128,6 +129,32 @@ def test_sigkill_during_distillation_then_restart_continues_the_same_run(tmp_pat
     assert steps == sorted(steps) and steps[len(killed.metrics)] >= killed_at  # continued, not restarted
     version = store.model_version(resumed.model_version_id)
     assert version.metrics["train_decisions"] == killed.config["train_decisions"]  # on the data it started with
+
+
+def test_a_stop_request_abandons_a_running_rl_round_at_once(tmp_path, make_checkpoint):
+    config = AgentConfig(db=str(tmp_path / "aegis.db"), out=str(tmp_path / "models"), envs="FrozenLake-v1",
+                         num_envs=2, rl_every=1, rl_rollout_decisions=1_000_000, eval_episodes=2)  # an endless round
+    orch = Orchestrator(config)
+    activate(orch.store, orch.store.add_model_version("imitation", make_checkpoint("student"), {}))
+    orch.install_signal_handlers()
+    orch.config.rl_every = 10**9  # no round while the student plays its first episode
+    while not [e for e in orch.store.episodes(finished=True) if e.model_version is not None]:
+        orch.step()
+    orch.config.rl_every = 1
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))
+    started = time.time()
+    timer.start()
+    try:
+        orch._maybe_improve()
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert orch.stop_requested and time.time() - started < 30
+    [round_run] = orch.store.training_runs(kind="rl")
+    assert round_run.status == "interrupted" and "asked to stop" in round_run.error
+    assert read_rl(orch.store).rounds == 0 and orch.store.active_version().kind == "imitation"
+    assert "abandoned" in orch.store.events(kind="rl")[0].message
 
 
 def test_sigterm_finishes_the_step_and_exits_cleanly(tmp_path):
