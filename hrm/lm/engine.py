@@ -85,14 +85,14 @@ class Generator:
         offsets = batch["answer_offset"]
         tokens = torch.full((B, 1), self.task.tokenizer.bos_id, dtype=torch.long, device=self.device)
         done = torch.zeros(B, dtype=torch.bool, device=self.device)
-        kv = model.cross_kv(memory) if kv_cache else None
+        kv = model.cross_kv(memory, batch["digit_pos"]) if kv_cache else None
         cache = None
         eos, pad = self.task.tokenizer.eos_id, self.task.tokenizer.pad_id
         for t in range(max_new_tokens):
             if kv_cache:
                 logits, cache = model.decode(tokens[:, -1:], t, offsets, kv, mask, cache)
             else:  # everything again: cross-attention keys and values, and every earlier position
-                logits, _ = model.decode(tokens, 0, offsets, model.cross_kv(memory), mask)
+                logits, _ = model.decode(tokens, 0, offsets, model.cross_kv(memory, batch["digit_pos"]), mask)
             next_id = sample(logits[:, -1], temperature, top_k, top_p, generator)
             next_id = next_id.masked_fill(done, pad)
             tokens = torch.cat((tokens, next_id[:, None]), dim=1)

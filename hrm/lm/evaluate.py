@@ -28,7 +28,7 @@ def evaluate_lm(model: HrmLm, batches, adaptive: bool = True, mixed_precision: s
         labels = batch["labels"]
         with autocast(device, mixed_precision):
             memory, mask, steps = model.encode(batch, adaptive=adaptive)
-            logits = model.teacher_forced(memory, mask, labels, batch["answer_offset"])
+            logits = model.teacher_forced(memory, mask, batch)
         valid = labels != IGNORE_INDEX
         correct = valid & (logits.argmax(-1) == labels)
         exact = correct.sum(-1) == valid.sum(-1)  # (B,)

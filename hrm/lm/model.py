@@ -1,6 +1,10 @@
 """HRM × LM: our HRM reads the whole prompt, a small causal decoder cross-attends to its token states and writes
 the answer.
 
+The decoder's memory is the HRM's z_H plus the input embedding x (a residual path): the tokens and their digit
+places reach the decoder as they are whatever segment the HRM halted at, and the HRM's states add what it
+reasoned. Without it, deep supervision over ACT segments learned addition several times more slowly here.
+
 The encoder is `hrm.model.Hrm` itself (H/L cycles, one-step gradient, the fixed initial states, the Q head on the
 first position, here the <bos> token); its own token head is dropped because the decoder writes the answer. Each
 ACT segment is decoded with teacher forcing, so `forward(carry, batch)` has the contract `hrm.trainer.Trainer`
@@ -9,7 +13,10 @@ drives (one segment per step, deep supervision, carry detached between segments)
 With `bypass_hrm` the same blocks run once as a plain encoder (L blocks then H blocks, full gradient, one segment):
 the ablation with exactly the same parameters.
 
-Digits carry Abacus indices (see hrm.lm.arithmetic) from one table shared by encoder digits and decoder positions.
+Digits carry Abacus indices (see hrm.lm.arithmetic) from one table shared by encoder digits and decoder positions,
+and the decoder's attention rotates queries and keys by those indices (RoPE): decoder position t and every operand
+digit of significance t share a position, as in position coupling (Cho et al. 2024, "Position Coupling"), so the
+digits to add sit at relative distance 0 whatever the numbers' lengths.
 Generation (hrm.lm.generate) runs `encode` once per prompt, halting adaptively, then the decoder with a KV cache.
 """
 
@@ -20,11 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrm.layers import Linear, SwiGLU, rms_norm, trunc_normal_
+from hrm.layers import Linear, RotaryEmbedding, SwiGLU, apply_rotary, rms_norm, trunc_normal_
 from hrm.model import Carry, Hrm, HrmConfig, HrmOutput
 
 PAD_ID, BOS_ID = 0, 1  # hrm.lm.tokenizer's special ids
 KvCache = list[tuple[torch.Tensor, torch.Tensor] | None]
+Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin, each (B, 1, T, Dh): per-row positions, broadcast over heads
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ class LmConfig:
     L_layers: int = 1
     H_cycles: int = 2
     L_cycles: int = 2
-    halt_max_steps: int = 4
+    halt_max_steps: int = 2
     halt_exploration_prob: float = 0.1
     decoder_layers: int = 2
     max_positions: int = 64
@@ -86,9 +94,10 @@ class CausalSelfAttention(nn.Module):
         self.qkv_proj = Linear(hidden_size, 3 * hidden_size, bias=False)
         self.o_proj = Linear(hidden_size, hidden_size, bias=False)
 
-    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None):
+    def forward(self, x: torch.Tensor, rope: Rope, cache: tuple[torch.Tensor, torch.Tensor] | None = None):
         """Returns (output (B, t, D), the keys and values so far); with `cache`, x holds only the new positions."""
         q, k, v = (_heads(t, self.num_heads) for t in self.qkv_proj(x).chunk(3, dim=-1))  # (B, H, t, Dh)
+        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if cache is not None:
             k, v = torch.cat((cache[0], k), dim=2), torch.cat((cache[1], v), dim=2)
         # New positions follow every cached one, so only a block of several new positions needs the causal mask.
@@ -105,19 +114,24 @@ class CrossAttention(nn.Module):
     def __init__(self, hidden_size: int, num_heads: int):
         super().__init__()
         self.num_heads = num_heads
-        self.q_proj = Linear(hidden_size, hidden_size, bias=False)
-        self.kv_proj = Linear(hidden_size, 2 * hidden_size, bias=False)
+        # Biases give queries and keys a part that does not depend on the token: rotated by the Abacus indices,
+        # it alone scores a fixed relative significance (the digits to add, or the ones just below for the carry).
+        self.q_proj = Linear(hidden_size, hidden_size, bias=True)
+        self.kv_proj = Linear(hidden_size, 2 * hidden_size, bias=True)
         self.o_proj = Linear(hidden_size, hidden_size, bias=False)
 
-    def memory_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns the keys and values (each (B, H, S, Dh)) of the encoder states memory (B, S, D)."""
+    def memory_kv(self, memory: torch.Tensor, rope: Rope) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the keys (rotated by the prompt's Abacus indices) and values, each (B, H, S, Dh), of the encoder
+        states memory (B, S, D)."""
         k, v = self.kv_proj(memory).chunk(2, dim=-1)
-        return _heads(k, self.num_heads), _heads(v, self.num_heads)
+        return apply_rotary(_heads(k, self.num_heads), *rope), _heads(v, self.num_heads)
 
-    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor | None):
+    def forward(self, x: torch.Tensor, rope: Rope, kv: tuple[torch.Tensor, torch.Tensor],
+                mask: torch.Tensor | None):
         """Returns the output (B, t, D); `mask` (B, S) bool marks the real prompt tokens (None: all)."""
         attn_mask = None if mask is None else mask[:, None, None, :]
-        y = F.scaled_dot_product_attention(_heads(self.q_proj(x), self.num_heads), *kv, attn_mask=attn_mask)
+        q = apply_rotary(_heads(self.q_proj(x), self.num_heads), *rope)
+        y = F.scaled_dot_product_attention(q, *kv, attn_mask=attn_mask)
         return self.o_proj(_merge(y))
 
 
@@ -131,11 +145,11 @@ class DecoderBlock(nn.Module):
         self.mlp = SwiGLU(hidden_size, expansion)
         self.norm_eps = norm_eps
 
-    def forward(self, x, kv, mask, cache=None):
+    def forward(self, x, rope, kv, mask, cache=None):
         """Returns (x (B, t, D), this block's self-attention keys and values)."""
-        y, cache = self.self_attn(x, cache)
+        y, cache = self.self_attn(x, rope, cache)
         x = rms_norm(x + y, self.norm_eps)
-        x = rms_norm(x + self.cross_attn(x, kv, mask), self.norm_eps)
+        x = rms_norm(x + self.cross_attn(x, rope, kv, mask), self.norm_eps)
         return rms_norm(x + self.mlp(x), self.norm_eps), cache
 
 
@@ -155,6 +169,7 @@ class HrmLm(nn.Module):
         D = config.hidden_size
         self.positions = nn.Embedding(config.max_positions, D)
         trunc_normal_(self.positions.weight, std=1.0 / math.sqrt(D))
+        self.rope = RotaryEmbedding(D // config.num_heads, config.max_positions)
         self.decoder = nn.ModuleList(DecoderBlock(D, config.num_heads, config.expansion, config.norm_eps)
                                      for _ in range(config.decoder_layers))
         self.head = Linear(D, config.vocab_size, bias=False)
@@ -175,6 +190,11 @@ class HrmLm(nn.Module):
     def _index(self, positions: torch.Tensor) -> torch.Tensor:
         return positions.clamp(max=self.config.max_positions - 1)
 
+    def _rope_at(self, positions: torch.Tensor) -> Rope:
+        """Returns RoPE's (cos, sin), each (B, 1, T, Dh), at per-row positions (B, T)."""
+        index = self._index(positions)
+        return self.rope.cos[index][:, None], self.rope.sin[index][:, None]
+
     def encode_segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor,
                        mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """One HRM segment (one-step gradient); bypassed, one pass of the L then the H blocks. Returns (z_H, z_L)."""
@@ -189,7 +209,8 @@ class HrmLm(nn.Module):
     @torch.no_grad()
     def encode(self, batch: dict[str, torch.Tensor], adaptive: bool = True,
                max_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Returns (memory (B, T, D): z_H where each row halted, the mask (B, T) or None, steps (B,) int32).
+        """Returns (memory (B, T, D): z_H where each row halted + the input embedding, the mask (B, T) or None,
+        steps (B,) int32).
 
         A row halts at max_steps (default halt_max_steps) or, with `adaptive`, once Q-halt > Q-continue; halted rows
         drop out, so later segments compute only the rows still thinking.
@@ -207,7 +228,7 @@ class HrmLm(nn.Module):
             if adaptive:
                 q_halt, q_continue = self.hrm.q_values(z_H)
                 stop |= q_halt > q_continue
-            memory[active[stop]] = z_H[stop]
+            memory[active[stop]] = (z_H + x)[stop]
             steps[active[stop]] = step
             keep = ~stop
             if not keep.any():
@@ -218,9 +239,11 @@ class HrmLm(nn.Module):
 
     # --- decoder ------------------------------------------------------------------------------------------------
 
-    def cross_kv(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Returns every decoder block's cross-attention keys and values of memory (B, S, D)."""
-        return [block.cross_attn.memory_kv(memory) for block in self.decoder]
+    def cross_kv(self, memory: torch.Tensor, digit_pos: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Returns every decoder block's cross-attention keys and values of memory (B, S, D), whose tokens have
+        the Abacus indices digit_pos (B, S)."""
+        rope = self._rope_at(digit_pos)
+        return [block.cross_attn.memory_kv(memory, rope) for block in self.decoder]
 
     def decode(self, tokens: torch.Tensor, start: int, offsets: torch.Tensor, kv: list, mask: torch.Tensor | None,
                cache: KvCache | None = None) -> tuple[torch.Tensor, KvCache]:
@@ -228,19 +251,22 @@ class HrmLm(nn.Module):
         start..start+t−1; with `cache` (one entry per block) tokens continue the cached positions."""
         pos = 1 + start + torch.arange(tokens.shape[1], device=tokens.device) + offsets[:, None]  # (B, t)
         h = self.hrm.embed_scale * (self.hrm.embed_tokens(tokens) + self.positions(self._index(pos)))
+        rope = self._rope_at(pos)
         cache = cache or [None] * len(self.decoder)
         new_cache = []
         for block, block_kv, block_cache in zip(self.decoder, kv, cache, strict=True):
-            h, block_cache = block(h, block_kv, mask, block_cache)
+            h, block_cache = block(h, rope, block_kv, mask, block_cache)
             new_cache.append(block_cache)
         return self.head(h), new_cache
 
-    def teacher_forced(self, memory: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor,
-                       offsets: torch.Tensor) -> torch.Tensor:
-        """Returns the logits (B, A, V) of every answer position given the true previous tokens (labels (B, A))."""
+    def teacher_forced(self, memory: torch.Tensor, mask: torch.Tensor | None,
+                       batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Returns the logits (B, A, V) of every answer position given the true previous tokens (batch's labels)."""
+        labels = batch["labels"]
         previous = torch.cat((torch.full_like(labels[:, :1], BOS_ID), labels[:, :-1]), dim=1)
         previous = previous.masked_fill(previous < 0, PAD_ID)
-        return self.decode(previous, 0, offsets, self.cross_kv(memory), mask)[0]
+        kv = self.cross_kv(memory, batch["digit_pos"])
+        return self.decode(previous, 0, batch["answer_offset"], kv, mask)[0]
 
     # --- ACT training -------------------------------------------------------------------------------------------
 
@@ -273,7 +299,7 @@ class HrmLm(nn.Module):
         x, mask = self.embed_prompt(data)
         z_H, z_L = self.encode_segment(z_H, z_L, x, mask)
         q_halt, q_continue = self.hrm.q_values(z_H)
-        logits = self.teacher_forced(z_H, mask, data["labels"], data["answer_offset"])  # (B, A, V)
+        logits = self.teacher_forced(z_H + x, mask, data)  # (B, A, V): memory = HRM states + input
         output = HrmOutput(logits, q_halt, q_continue)
 
         with torch.no_grad():

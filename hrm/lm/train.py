@@ -61,7 +61,7 @@ class TrainArgs:
     """A last.pt to continue from (its model, data, batch and seed are kept)."""
     batch_size: Annotated[int, Range(1)] = 128
     """Examples per optimizer step, summed over torchrun processes."""
-    lr: Annotated[float, Range(0, open_low=True)] = 1e-3
+    lr: Annotated[float, Range(0, open_low=True)] = 3e-3
     lr_min_ratio: Annotated[float, Range(0, 1)] = 0.1
     """The cosine floor as a fraction of lr."""
     warmup_steps: Annotated[int, Range(0)] = 100
@@ -103,7 +103,8 @@ class TrainArgs:
     l_layers: Annotated[int, Range(1)] = 1
     h_cycles: Annotated[int, Range(1)] = 2
     l_cycles: Annotated[int, Range(1)] = 2
-    halt_max_steps: Annotated[int, Range(1)] = 4
+    halt_max_steps: Annotated[int, Range(1)] = 2
+    """The most ACT segments per prompt (each training step decodes one; deep supervision)."""
     decoder_layers: Annotated[int, Range(1)] = 2
 
 

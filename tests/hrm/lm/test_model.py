@@ -43,7 +43,7 @@ def test_cached_decoding_matches_the_full_decoder():
     memory, mask, steps = model.encode(batch, adaptive=False)
     assert steps.tolist() == [3, 3] and mask is not None
     tokens = torch.randint(3, TASK.tokenizer.vocab_size, (2, 6))
-    kv, offsets = model.cross_kv(memory), batch["answer_offset"]
+    kv, offsets = model.cross_kv(memory, batch["digit_pos"]), batch["answer_offset"]
     full, _ = model.decode(tokens, 0, offsets, kv, mask)
     cache, stepwise = None, []
     for t in range(tokens.shape[1]):
