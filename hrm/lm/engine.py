@@ -12,6 +12,7 @@ from hrm.checkpoint import CheckpointError, load_checkpoint
 from hrm.device import pick_device
 from hrm.lm.arithmetic import ArithmeticConfig, ArithmeticTask
 from hrm.lm.model import HrmLm, LmConfig
+from hrm.lm.text import TextConfig, TextTask
 from hrm.lm.tokenizer import tokenizer_from_dict
 
 
@@ -45,7 +46,7 @@ def sample(logits: torch.Tensor, temperature: float = 0.0, top_k: int = 0, top_p
 class Generator:
     """Answers prompts with a trained HRM × LM and the dataset that reads its prompts."""
 
-    def __init__(self, model: HrmLm, task: ArithmeticTask, dataset: str = "synthetic"):
+    def __init__(self, model: HrmLm, task: ArithmeticTask | TextTask, dataset: str = "synthetic"):
         self.model = model.eval()
         self.task = task
         self.dataset = dataset
@@ -58,8 +59,12 @@ class Generator:
         try:
             model = HrmLm(LmConfig(**state["model_config"]))
             model.load_state_dict(state["model"])
-            task = ArithmeticTask(ArithmeticConfig(**{**state["dataset"]["config"], "heldout_size": 1, "ood_size": 1}),
-                                  tokenizer_from_dict(state["tokenizer"]))
+            data, tokenizer = state["dataset"], tokenizer_from_dict(state["tokenizer"])
+            if data["name"] == "text":
+                task = TextTask.for_generation(TextConfig(**data["config"]), tokenizer, tuple(data["shape"]))
+            else:
+                task = ArithmeticTask(ArithmeticConfig(**{**data["config"], "heldout_size": 1, "ood_size": 1}),
+                                      tokenizer)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"checkpoint {path} was not written by python -m hrm.lm.train "
                                   f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e})") from None

@@ -33,12 +33,14 @@ from hrm.distributed import init_distributed, shutdown_distributed
 from hrm.lm.arithmetic import ArithmeticConfig, ArithmeticTask
 from hrm.lm.evaluate import evaluate_lm
 from hrm.lm.model import HrmLm, LmConfig
+from hrm.lm.text import TextConfig, TextDataError, TextTask
+from hrm.lm.tokenizer import tokenizer_from_dict
 from hrm.losses import act_loss
 from hrm.runlog import MetricsLog, format_metrics
 from hrm.trainer import TrainConfig, Trainer, fit
 
 PROG = "python -m hrm.lm.train"
-DATASETS = ("synthetic",)
+DATASETS = ("synthetic", "text")
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class TrainArgs:
     dry_run: Annotated[int, Range(0, 1)] = 0
     """1: build the model, run one training step, print the parameter count and the loss, write nothing."""
     dataset: str = "synthetic"
-    """The data: synthetic (arithmetic problems drawn on the fly)."""
+    """The data: synthetic (arithmetic problems drawn on the fly) or text (--text_file, with a BPE tokenizer)."""
     steps: Annotated[int, Range(1)] = 3000
     """Optimizer steps (one ACT segment each); the schedule ends here."""
     val_every: Annotated[int, Range(1)] = 500
@@ -93,6 +95,11 @@ class TrainArgs:
     ood_size: Annotated[int, Range(1)] = 500
     abacus_offset: Annotated[int, Range(0)] = 10
     """Random shift of the digit indices in training (length generalisation)."""
+    # --- the text dataset (hrm.lm.text) ---
+    text_file: str | None = None
+    """For --dataset text: a file of "prompt<TAB>answer" lines (every tenth prompt is held out)."""
+    bpe_vocab: Annotated[int, Range(8)] = 1000
+    """For --dataset text: the BPE vocabulary size."""
     # --- the model (hrm.lm.model.LmConfig) ---
     bypass_hrm: bool = False
     """The ablation: the same blocks run once as a plain encoder (same parameter count, no ACT)."""
@@ -113,7 +120,7 @@ DATA_FIELDS = ("ops", "min_digits", "max_digits", "ood_min_digits", "ood_max_dig
                "heldout_size", "ood_size", "abacus_offset")
 MODEL_FIELDS = ("bypass_hrm", "hidden_size", "num_heads", "expansion", "h_layers", "l_layers", "h_cycles",
                 "l_cycles", "halt_max_steps", "decoder_layers")
-FIXED_ON_RESUME = ("dataset", "batch_size", "seed", *DATA_FIELDS, *MODEL_FIELDS)
+FIXED_ON_RESUME = ("dataset", "batch_size", "seed", "text_file", "bpe_vocab", *DATA_FIELDS, *MODEL_FIELDS)
 NOT_INHERITED = ("config", "dry_run", "resume", "stop_at", "max_seconds")  # about one invocation, not the run
 
 
@@ -182,14 +189,23 @@ def parse_train_args(argv: list[str]) -> TrainArgs:
     return args
 
 
-def make_task(args: TrainArgs) -> ArithmeticTask:
-    """Returns the dataset named by --dataset; raises ConfigError for an unknown name."""
+def make_task(args: TrainArgs, tokenizer: dict | None = None) -> ArithmeticTask | TextTask:
+    """Returns the dataset named by --dataset (text: with `tokenizer`, a stored one, else one trained on the file);
+    raises ConfigError for an unknown name or unusable text file."""
     if args.dataset not in DATASETS:
         raise ConfigError(f"unknown dataset {args.dataset!r}; choose one of: {', '.join(DATASETS)}")
+    if args.dataset == "text":
+        if not args.text_file:
+            raise ConfigError("--dataset text needs --text_file FILE (lines of prompt<TAB>answer)")
+        try:
+            return TextTask(TextConfig(args.text_file, args.bpe_vocab, args.seed),
+                            tokenizer_from_dict(tokenizer) if tokenizer else None)
+        except TextDataError as e:
+            raise ConfigError(str(e)) from None
     return ArithmeticTask(ArithmeticConfig(**{k: getattr(args, k) for k in DATA_FIELDS}, seed=args.seed))
 
 
-def model_config(args: TrainArgs, task: ArithmeticTask) -> LmConfig:
+def model_config(args: TrainArgs, task: ArithmeticTask | TextTask) -> LmConfig:
     """Returns the architecture: the model flags, the tokenizer's vocabulary and room for every split's prompts."""
     return LmConfig(vocab_size=task.tokenizer.vocab_size, prompt_len=task.max_shape[0], hidden_size=args.hidden_size,
                     num_heads=args.num_heads, expansion=args.expansion, H_layers=args.h_layers,
@@ -206,7 +222,7 @@ def train_config(args: TrainArgs) -> TrainConfig:
                        mixed_precision=args.mixed_precision, seed=args.seed)
 
 
-def build_trainer(args: TrainArgs, task: ArithmeticTask, device: torch.device) -> Trainer:
+def build_trainer(args: TrainArgs, task: ArithmeticTask | TextTask, device: torch.device) -> Trainer:
     """Returns a Trainer of a fresh HRM × LM (seeded with args.seed), or of the run stored at --resume."""
     torch.manual_seed(args.seed)
     config = train_config(args)
@@ -217,17 +233,20 @@ def build_trainer(args: TrainArgs, task: ArithmeticTask, device: torch.device) -
     return trainer
 
 
-def evaluate_task(model: HrmLm, task: ArithmeticTask, mixed_precision: str = "none") -> dict[str, float]:
-    """Returns held-out metrics, then the out-of-distribution split's prefixed "ood_"."""
+def evaluate_task(model: HrmLm, task: ArithmeticTask | TextTask, mixed_precision: str = "none") -> dict[str, float]:
+    """Returns held-out metrics, then the out-of-distribution split's prefixed "ood_" (when there is one)."""
     out = evaluate_lm(model, task.eval_batches("heldout"), mixed_precision=mixed_precision)
+    if not task.ood:
+        return out
     ood = evaluate_lm(model, task.eval_batches("ood"), mixed_precision=mixed_precision)
     return {**out, **{f"ood_{k}": v for k, v in ood.items()}}
 
 
-def checkpoint_extra(args: TrainArgs, task: ArithmeticTask, trainer: Trainer) -> dict:
+def checkpoint_extra(args: TrainArgs, task: ArithmeticTask | TextTask, trainer: Trainer) -> dict:
     """Returns what a checkpoint holds beside the trainer's state: run config, tokenizer, dataset, data cursor."""
     return {"run_config": asdict(args), "tokenizer": task.tokenizer.to_dict(),
-            "dataset": {"name": args.dataset, "config": asdict(task.config)}, "data_cursor": {"step": trainer.step}}
+            "dataset": {"name": args.dataset, "config": asdict(task.config), "shape": list(task.max_shape)},
+            "data_cursor": {"step": trainer.step}}
 
 
 def train(args: TrainArgs, console: Console | None = None) -> tuple[Trainer, dict[str, float]]:
@@ -239,7 +258,7 @@ def train(args: TrainArgs, console: Console | None = None) -> tuple[Trainer, dic
         device = torch.device("cuda", info.local_rank)
     if args.batch_size % info.world_size:
         raise ConfigError(f"batch_size {args.batch_size} does not split over {info.world_size} processes")
-    task = make_task(args)
+    task = make_task(args, load_checkpoint(args.resume).get("tokenizer") if args.resume else None)
     trainer = build_trainer(args, task, device)
     if info.world_size > 1 and not args.resume:
         torch.manual_seed(args.seed + info.rank)  # ACT exploration differs per rank; the model is rank 0's
@@ -259,9 +278,10 @@ def train(args: TrainArgs, console: Console | None = None) -> tuple[Trainer, dic
     save_dir = Path(args.save_dir)
     if info.is_main:
         T, A = task.train_shape
-        console.print(f"{PROG}: {params:,} parameters ({kind} encoder) | {args.dataset}: {args.min_digits}-"
-                      f"{args.max_digits} digits '{args.ops}', held-out {len(task.heldout)}, ood "
-                      f"{args.ood_min_digits}-{args.ood_max_digits} digits {len(task.ood)} | prompt {T} tokens, "
+        data = (f"{args.min_digits}-{args.max_digits} digits '{args.ops}', held-out {len(task.heldout)}, ood "
+                f"{args.ood_min_digits}-{args.ood_max_digits} digits {len(task.ood)}" if args.dataset == "synthetic"
+                else f"{args.text_file}, {len(task.train)} pairs, held-out {len(task.heldout)}")
+        console.print(f"{PROG}: {params:,} parameters ({kind} encoder) | {args.dataset}: {data} | prompt {T} tokens, "
                       f"answer {A} | {args.steps} steps of {args.batch_size} | {device} × {info.world_size} | "
                       f"{save_dir}")
     log = MetricsLog(save_dir / "metrics.jsonl") if info.is_main else None
