@@ -3,7 +3,8 @@
     python -m hrm.lm.train --dry_run 1                       # one step: the parameter count and a loss
     python -m hrm.lm.train --dataset synthetic --steps 3000 --val_every 500 --save_dir runs/lm/synthetic
     python -m hrm.lm.train --config lm.yaml --mixed_precision bf16 --grad_clip 1.0
-    python -m hrm.lm.train --resume runs/lm/synthetic/last.pt --steps 4000   # continue where it stopped
+    python -m hrm.lm.train --stop_at 1000                    # stop early, keeping the schedule of --steps ...
+    python -m hrm.lm.train --resume runs/lm/synthetic/last.pt   # ... and continue bit for bit
     torchrun --nproc-per-node 2 -m hrm.lm.train --steps 3000                # data-parallel, as hrm.pretrain
 
 Flags are TrainArgs fields; the seed's underscore spellings (--dry_run 1, --val_every) and dashes (--dry-run)

@@ -7,12 +7,12 @@ from rich.console import Console
 from hrm.lm.train import TrainArgs, train
 
 # A tiny HRM encoder (hidden 64, one H and one L block, up to 2 ACT segments) on additions of 1-2-digit numbers,
-# without Abacus offsets (no length generalisation asked for): 99-100 % held-out exact match by step 400-500 at seed 0.
+# without Abacus offsets (no length generalisation asked for): 97 % held-out exact match at step 400, more at 500.
 TINY = dict(hidden_size=64, num_heads=2, expansion=2.0, h_layers=1, l_layers=1, h_cycles=2, l_cycles=2,
             halt_max_steps=2, decoder_layers=2, min_digits=1, max_digits=2, ood_min_digits=3, ood_max_digits=3,
             heldout_size=300, ood_size=50, abacus_offset=0, batch_size=64, lr=3e-3, warmup_steps=30,
             log_every=10_000, device="cpu")
-LEARN_STEPS = 400
+LEARN_STEPS = 500
 
 
 @pytest.fixture(scope="session")
