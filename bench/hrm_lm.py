@@ -69,15 +69,18 @@ def main() -> None:
     parser.add_argument("--ood", type=int, default=500, help="6-8-digit problems")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--encoder-positions", choices=("sequence", "abacus"), default="sequence",
+                        help="the encoder's rotary positions (both models): token order or digit places")
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--gen-batch", type=int, default=32)
     opts = parser.parse_args()
     torch.set_num_threads(opts.threads)
     args = TrainArgs(steps=opts.steps, batch_size=opts.batch_size, heldout_size=opts.heldout, ood_size=opts.ood,
-                     seed=opts.seed, device="cpu")  # the rest: python -m hrm.lm.train's defaults
+                     seed=opts.seed, encoder_positions=opts.encoder_positions, device="cpu")  # rest: the defaults
     bench_start = time.perf_counter()
     print(f"bench/hrm_lm.py: seed {opts.seed}, {opts.steps} HRM steps of {opts.batch_size}, {opts.threads} thread(s), "
-          f"held-out {opts.heldout} (1-5 digits), ood {opts.ood} (6-8 digits)", flush=True)
+          f"held-out {opts.heldout} (1-5 digits), ood {opts.ood} (6-8 digits), encoder positions: "
+          f"{opts.encoder_positions}", flush=True)
     hrm_metrics, _, hrm_trainer = train_and_score(args, opts.steps, None)
     bypass_args = replace(args, bypass_hrm=True)
     bypass_steps, bypass_wall, _ = train_and_score(bypass_args, opts.steps, hrm_metrics["train_s"])

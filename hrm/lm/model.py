@@ -56,7 +56,13 @@ class LmConfig:
     """Rows of the Abacus / decoder position table (the longest answer the decoder can write is one less)."""
     bypass_hrm: bool = False
     """Run the H and L blocks once as a plain encoder (the same-parameter ablation), no ACT."""
+    encoder_positions: str = "sequence"
+    """The encoder's rotary positions: "sequence" (token order) or "abacus" (digit places; every non-digit at 0)."""
     norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        if self.encoder_positions not in ("sequence", "abacus"):
+            raise ValueError(f"encoder_positions must be sequence or abacus, got {self.encoder_positions!r}")
 
     task_emb_dim = 0  # not a field: hrm.trainer.Trainer reads it, and the LM has no per-task table
 
@@ -195,12 +201,17 @@ class HrmLm(nn.Module):
         index = self._index(positions)
         return self.rope.cos[index][:, None], self.rope.sin[index][:, None]
 
-    def encode_segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor,
-                       mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def encoder_rope(self, batch: dict[str, torch.Tensor]) -> Rope | None:
+        """Returns the encoder's per-row rotary tables at the digit places ("abacus"), or None (token order)."""
+        return self._rope_at(batch["digit_pos"]) if self.config.encoder_positions == "abacus" else None
+
+    def encode_segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None,
+                       rope: Rope | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One HRM segment (one-step gradient); bypassed, one pass of the L then the H blocks. Returns (z_H, z_L)."""
         if not self.config.bypass_hrm:
-            return self.hrm.segment(z_H, z_L, x, mask)
-        rope = self.hrm._rope(x.shape[1])
+            return self.hrm.segment(z_H, z_L, x, mask, rope)
+        if rope is None:
+            rope = self.hrm._rope(x.shape[1])
         z = x
         for layer in [*self.hrm.L_level.layers, *self.hrm.H_level.layers]:
             z = layer(z, rope, mask)
@@ -217,13 +228,14 @@ class HrmLm(nn.Module):
         """
         max_steps = max_steps or self.hrm.config.halt_max_steps
         x, mask = self.embed_prompt(batch)  # (B, T, D)
+        rope = self.encoder_rope(batch)
         z_H, z_L = self.hrm.initial_state(x)
         B = x.shape[0]
         memory = torch.empty_like(x)
         steps = torch.full((B,), max_steps, dtype=torch.int32, device=x.device)
         active, row_mask = torch.arange(B, device=x.device), mask
         for step in range(1, max_steps + 1):
-            z_H, z_L = self.encode_segment(z_H, z_L, x, row_mask)
+            z_H, z_L = self.encode_segment(z_H, z_L, x, row_mask, rope)
             stop = torch.full((len(active),), step == max_steps, dtype=torch.bool, device=x.device)
             if adaptive:
                 q_halt, q_continue = self.hrm.q_values(z_H)
@@ -235,6 +247,7 @@ class HrmLm(nn.Module):
                 break
             active, z_H, z_L, x = active[keep], z_H[keep], z_L[keep], x[keep]
             row_mask = None if row_mask is None else row_mask[keep]
+            rope = None if rope is None else (rope[0][keep], rope[1][keep])
         return memory, mask, steps
 
     # --- decoder ------------------------------------------------------------------------------------------------
@@ -297,7 +310,8 @@ class HrmLm(nn.Module):
                 for k, v in carry.data.items()}
 
         x, mask = self.embed_prompt(data)
-        z_H, z_L = self.encode_segment(z_H, z_L, x, mask)
+        rope = self.encoder_rope(data)
+        z_H, z_L = self.encode_segment(z_H, z_L, x, mask, rope)
         q_halt, q_continue = self.hrm.q_values(z_H)
         logits = self.teacher_forced(z_H + x, mask, data)  # (B, A, V): memory = HRM states + input
         output = HrmOutput(logits, q_halt, q_continue)
@@ -312,7 +326,7 @@ class HrmLm(nn.Module):
                 min_steps = explore * torch.randint_like(steps, low=2, high=cfg.halt_max_steps + 1)
                 halted = halted & (steps >= min_steps)
                 if q_target:
-                    next_halt, next_continue = self.hrm.q_values(self.encode_segment(z_H, z_L, x, mask)[0])
+                    next_halt, next_continue = self.hrm.q_values(self.encode_segment(z_H, z_L, x, mask, rope)[0])
                     output.target_q_continue = torch.sigmoid(
                         torch.where(is_last, next_halt, torch.maximum(next_halt, next_continue)))
             elif adaptive:

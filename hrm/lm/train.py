@@ -104,6 +104,8 @@ class TrainArgs:
     # --- the model (hrm.lm.model.LmConfig) ---
     bypass_hrm: bool = False
     """The ablation: the same blocks run once as a plain encoder (same parameter count, no ACT)."""
+    encoder_positions: Literal["sequence", "abacus"] = "sequence"
+    """The encoder's rotary positions: token order, or digit places (position coupling; longer numbers)."""
     hidden_size: Annotated[int, Range(1)] = 128
     num_heads: Annotated[int, Range(1)] = 4
     expansion: Annotated[float, Range(0, open_low=True)] = 2.0
@@ -119,8 +121,8 @@ class TrainArgs:
 # What a resumed run keeps: the model, the data and the batches it sees.
 DATA_FIELDS = ("ops", "min_digits", "max_digits", "ood_min_digits", "ood_max_digits", "reverse_answer",
                "heldout_size", "ood_size", "abacus_offset")
-MODEL_FIELDS = ("bypass_hrm", "hidden_size", "num_heads", "expansion", "h_layers", "l_layers", "h_cycles",
-                "l_cycles", "halt_max_steps", "decoder_layers")
+MODEL_FIELDS = ("bypass_hrm", "encoder_positions", "hidden_size", "num_heads", "expansion", "h_layers", "l_layers",
+                "h_cycles", "l_cycles", "halt_max_steps", "decoder_layers")
 FIXED_ON_RESUME = ("dataset", "batch_size", "seed", "text_file", "bpe_vocab", *DATA_FIELDS, *MODEL_FIELDS)
 NOT_INHERITED = ("config", "dry_run", "resume", "stop_at", "max_seconds")  # about one invocation, not the run
 
@@ -212,7 +214,8 @@ def model_config(args: TrainArgs, task: ArithmeticTask | TextTask) -> LmConfig:
                     num_heads=args.num_heads, expansion=args.expansion, H_layers=args.h_layers,
                     L_layers=args.l_layers, H_cycles=args.h_cycles, L_cycles=args.l_cycles,
                     halt_max_steps=args.halt_max_steps, decoder_layers=args.decoder_layers,
-                    max_positions=max(64, task.max_shape[1] + args.abacus_offset + 2), bypass_hrm=args.bypass_hrm)
+                    max_positions=max(64, task.max_shape[1] + args.abacus_offset + 2), bypass_hrm=args.bypass_hrm,
+                    encoder_positions=args.encoder_positions)
 
 
 def train_config(args: TrainArgs) -> TrainConfig:

@@ -2,6 +2,7 @@
 
 import functools
 
+import pytest
 import torch
 
 from hrm.lm.arithmetic import ArithmeticConfig, ArithmeticTask
@@ -12,9 +13,9 @@ TASK = ArithmeticTask(ArithmeticConfig(max_digits=3, heldout_size=10, ood_size=1
                                        ood_max_digits=4))
 
 
-def tiny(bypass: bool = False) -> HrmLm:
+def tiny(bypass: bool = False, positions: str = "sequence") -> HrmLm:
     return HrmLm(LmConfig(vocab_size=TASK.tokenizer.vocab_size, prompt_len=TASK.max_shape[0], hidden_size=32,
-                          num_heads=2, halt_max_steps=3, bypass_hrm=bypass))
+                          num_heads=2, halt_max_steps=3, bypass_hrm=bypass, encoder_positions=positions))
 
 
 def test_the_bypass_ablation_has_exactly_the_same_parameters():
@@ -22,8 +23,9 @@ def test_the_bypass_ablation_has_exactly_the_same_parameters():
     assert [n for n, _ in tiny().named_parameters()] == [n for n, _ in tiny(True).named_parameters()]
 
 
-def test_one_segment_trains_encoder_and_decoder_through_act_loss():
-    model = tiny().train()
+@pytest.mark.parametrize("positions", ["sequence", "abacus"])
+def test_one_segment_trains_encoder_and_decoder_through_act_loss(positions):
+    model = tiny(positions=positions).train()
     batch = TASK.batch_at(0, 8)
     carry, out = model(model.initial_carry(batch), batch)
     assert out.logits.shape == (*batch["labels"].shape, TASK.tokenizer.vocab_size)
@@ -59,3 +61,14 @@ def test_adaptive_encoding_stops_rows_whose_q_halt_wins():
     batch = TASK.encode([(1, "+", 2), (34, "+", 5)])
     assert model.encode(batch, adaptive=True)[2].tolist() == [1, 1]
     assert model.encode(batch, adaptive=False)[2].tolist() == [3, 3]
+
+
+def test_abacus_encoder_positions_rotate_each_token_by_its_digit_place():
+    batch = TASK.encode_prompts(["What is 12 + 7?"])
+    cos, sin = tiny(positions="abacus").encoder_rope(batch)
+    model = tiny(positions="abacus")
+    assert cos.shape == (1, 1, batch["inputs"].shape[1], 16)
+    torch.testing.assert_close(cos[0, 0], model.rope.cos[batch["digit_pos"][0]])
+    assert batch["digit_pos"][0].tolist()[9:] == [2, 1, 0, 0, 0, 1, 0]  # "12 + 7?": tens 2, ones 1
+    torch.testing.assert_close(cos[0, 0, 10], cos[0, 0, 14])  # the ones digits of 12 and 7 share a position
+    assert tiny(positions="sequence").encoder_rope(batch) is None
