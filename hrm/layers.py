@@ -88,7 +88,9 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(0)
         if rope is not None:
             cos, sin = rope
-            q, k = apply_rotary(q, cos[:T], sin[:T]), apply_rotary(k, cos[:T], sin[:T])
+            if cos.ndim == 2:  # one table for every row; (B, 1, T, Dh) tables give each row its own positions
+                cos, sin = cos[:T], sin[:T]
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, T): broadcast over heads, queries
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=False)  # (B, H, T, Dh)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, D))

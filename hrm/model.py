@@ -245,12 +245,16 @@ class Hrm(nn.Module):
             return None
         return tuple(self._keep(t, self.config.seq_len if width is None else width, dim=0) for t in self.rope())
 
-    def segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One HRM segment with the one-step gradient; returns the new (z_H, z_L), each shaped like x (B, P+W, D)."""
+    def segment(self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One HRM segment with the one-step gradient; returns the new (z_H, z_L), each shaped like x (B, P+W, D).
+
+        `rope` (cos, sin), each (B, 1, P+W, Dh), gives every row its own positions (hrm.lm's digit places); by
+        default the positions are the columns'."""
         # x and the states hold the prefix and the last W token columns; `mask` (B, P+W) bool marks the real keys.
         cfg = self.config
-        rope = self._rope(x.shape[1] - cfg.task_emb_len)
+        if rope is None:
+            rope = self._rope(x.shape[1] - cfg.task_emb_len)
         with torch.no_grad():
             for h in range(cfg.H_cycles):
                 for l in range(cfg.L_cycles):
