@@ -49,14 +49,28 @@ def evaluation_seeds(config: ImproveConfig) -> list[int]:
     return [config.eval_seed + i for i in range(config.eval_episodes)]
 
 
-def judge(champion: HrmPolicy, challenger: HrmPolicy, envs: list[str], config: ImproveConfig) -> dict:
+ReturnsCache = dict[tuple, np.ndarray]
+"""(version, env, evaluation seeds) → its greedy returns on them: a champion is played once, not every round."""
+
+
+def judge(champion: HrmPolicy, challenger: HrmPolicy, envs: list[str], config: ImproveConfig,
+          cache: ReturnsCache | None = None) -> dict:
     """Returns per-env paired comparisons of greedy returns on the fixed seeds and the verdict: accepted only if no
-    env is worse by more than `noise` standard errors (a gain in one env never buys a loss in another)."""
+    env is worse by more than `noise` standard errors (a gain in one env never buys a loss in another). Greedy play
+    is deterministic, so a stored version's returns kept in `cache` (filled here) are not played again."""
     seeds = evaluation_seeds(config)
+    cache = {} if cache is None else cache
     report: dict = {}
     for env in envs:
-        old = episode_returns(champion, env, seeds)
-        new = episode_returns(challenger, env, seeds)
+        returns = []
+        for policy in (champion, challenger):
+            version = getattr(policy, "version", None)  # a policy that is not a stored version is always played
+            key = (version, env, tuple(seeds))
+            played = cache[key] if version is not None and key in cache else episode_returns(policy, env, seeds)
+            if version is not None:
+                cache[key] = played
+            returns.append(played)
+        old, new = returns
         mean, stderr = paired_difference(new, old)
         worse = mean < -config.noise * stderr if np.isfinite(stderr) else mean < 0
         report[env] = {"champion": float(old.mean()), "challenger": float(new.mean()), "difference": mean,
@@ -107,14 +121,15 @@ class RoundStopped(Exception):
 
 def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], config: ImproveConfig,
                   round_index: int, device: str | None = None, env_model: EnvModel | None = None,
-                  learner: VersionRow | None = None) -> dict:
+                  learner: VersionRow | None = None, played: ReturnsCache | None = None) -> dict:
     """Plays and records the learner's rollouts, trains a candidate from the learner on them (AWR or PPO), judges it
     against the active version, and promotes or rejects it; returns the round's report (with "version", "accepted",
     "episodes" and "decisions"). The learner is the active version unless the caller goes on training a line of
     rejected candidates (`learner`, a descendant of the active version): the served version stays gated either way.
 
     With the "model" critic, `env_model` (kept by the caller from round to round) is refreshed with the store's new
-    decisions; without one, a model of the whole store is built."""
+    decisions; without one, a model of the whole store is built. `played` (also kept by the caller) spares playing
+    the same champion's evaluation episodes again."""
     rl = config.rl
     learner = learner or active
     run_id = store.start_training_run("rl", {"parent": learner.id, "champion": active.id, "round": round_index,
@@ -126,7 +141,8 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
                           seed=rl.seed + round_index)
         games = [make_env(env) for env in envs for _ in range(rl.games_per_env)]
         started = time.perf_counter()
-        steps = collect_rollouts(policy, games, store, rl.rollout_decisions, seed=rl.seed * 1_000 + round_index)
+        steps = collect_rollouts(policy, games, store, rl.rollout_decisions, seed=rl.seed * 1_000 + round_index,
+                                 minutes=rl.rollout_minutes)
         seconds = {"rollout_s": time.perf_counter() - started}
         advantages, returns = gae(steps, rl.gamma, rl.gae_lambda)  # the returns fit the value head either way
         model_pairs = {}
@@ -156,7 +172,8 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
         version = store.add_model_version("rl", path, metrics, parent_id=learner.id)
         with torch.no_grad():
             judged = time.perf_counter()
-            report = judge(HrmPolicy(champion_model, active.id), HrmPolicy(candidate, version), envs, config)
+            report = judge(HrmPolicy(champion_model, active.id), HrmPolicy(candidate, version), envs, config,
+                           played)
         metrics |= seconds | {"judge_s": time.perf_counter() - judged}
     except RoundStopped:
         store.finish_training_run(run_id, "interrupted", error="interrupted: the agent was asked to stop")

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from aegis.distill import DistillArgs
-from aegis.improve import ImproveConfig, RoundStopped, improve_round, learner_version, optimizer_path
+from aegis.improve import (
+    ImproveConfig,
+    ReturnsCache,
+    RoundStopped,
+    improve_round,
+    learner_version,
+    optimizer_path,
+)
 from aegis.registry import PolicySlot
 from aegis.state import process_gone, read_rl, write_rl
 from aegis.teachers import make_teacher
@@ -94,7 +101,9 @@ class AgentConfig:
     """RL: where advantages come from: model (Q by value iteration on the empirical model of every outcome stored)
     or gae (GAE on the round's returns with the value head)."""
     rl_rollout_decisions: Annotated[int, Range(1)] = RlConfig.rollout_decisions
-    """RL: decisions a round's rollouts play and record (each distinct input evaluated once)."""
+    """RL: decisions a round's rollouts play and record (each distinct input evaluated once) ..."""
+    rl_rollout_minutes: Annotated[float, Range(0, open_low=True)] = RlConfig.rollout_minutes
+    """RL: ... or fewer: no rollout episode starts after this many minutes (a slow env's round stays short)."""
     rl_gae_lambda: Annotated[float, Range(0, 1)] = RlConfig.gae_lambda
     """RL: GAE's λ."""
     rl_value_lr: Annotated[float, Range(0, open_low=True)] = RlConfig.value_lr
@@ -178,8 +187,9 @@ class AgentConfig:
     def rl_config(self) -> RlConfig:
         """Returns the RL rounds' settings."""
         return RlConfig(update=self.rl_update, critic=self.rl_critic, rollout_decisions=self.rl_rollout_decisions,
-                        gae_lambda=self.rl_gae_lambda, value_lr=self.rl_value_lr, beta=self.rl_beta,
-                        floor=self.rl_floor, fit_steps=self.rl_fit_steps, fit_lr=self.rl_fit_lr, ppo_lr=self.rl_ppo_lr,
+                        rollout_minutes=self.rl_rollout_minutes, gae_lambda=self.rl_gae_lambda,
+                        value_lr=self.rl_value_lr, beta=self.rl_beta, floor=self.rl_floor,
+                        fit_steps=self.rl_fit_steps, fit_lr=self.rl_fit_lr, ppo_lr=self.rl_ppo_lr,
                         ppo_epochs=self.rl_ppo_epochs, ppo_clip=self.rl_ppo_clip, ppo_entropy=self.rl_ppo_entropy,
                         ppo_kl=self.rl_ppo_kl, ppo_kl_decay=self.rl_ppo_kl_decay,
                         ppo_target_kl=self.rl_ppo_target_kl, seed=self.seed)
@@ -223,6 +233,8 @@ class Orchestrator:
         self.improve = ImproveConfig(rl=c.rl_config(), eval_episodes=c.eval_episodes, out=c.out)
         self.env_model = EnvModel(self.env_names)
         """What RL's critic has learnt of the envs (refreshed from the store every round)."""
+        self.played: ReturnsCache = {}
+        """Each judged version's evaluation returns: the champion is played once, not every round."""
         self.rl_log = MetricsLog(Path(c.out).parent / "logs" / "rl-rounds.jsonl",
                                  Path(c.tensorboard) / "rl" if c.tensorboard else None)
         self.recent: dict[tuple[str, str], deque] = {}
@@ -334,8 +346,8 @@ class Orchestrator:
         self.in_round = True  # a stop request now abandons the round (minutes of work) instead of waiting for it
         try:
             report = improve_round(self.store, active, self.env_names, self.improve, progress.rounds,
-                                   self.config.device, self.env_model, learner_version(self.store, progress.learner,
-                                                                                       active))
+                                   self.config.device, self.env_model,
+                                   learner_version(self.store, progress.learner, active), self.played)
         except RoundStopped:
             self.store.log_event("rl", f"RL round {progress.rounds + 1} abandoned: the agent was asked to stop")
             self.env_model = EnvModel(self.env_names)  # it may have been stopped halfway through a refresh

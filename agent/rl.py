@@ -11,6 +11,7 @@ Grouping is exact: for the decisions on one input that took one action the ratio
 Σ_i min(ρA_i, clip(ρ)A_i) = min(ρ, clip ρ)·ΣA⁺ + max(ρ, clip ρ)·ΣA⁻, and Σ_i (V − R_i)² = n·V² − 2V·ΣR + ΣR².
 """
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -41,6 +42,10 @@ class RlConfig:
     holds (agent.env_model); "gae" — GAE(γ, λ) on the round's returns with the value head."""
     rollout_decisions: int = 32_768
     """Decisions a round plays (episodes already started are finished, so every recorded episode is complete)."""
+    rollout_minutes: float = 3.0
+    """... or fewer: no episode starts after this many minutes of rollouts. The default envs play their decisions in
+    well under a minute; a slow env (TextWorld's interpreter, BabyAI's distinct views: 5–6 minutes for 32,768) gets a
+    round of minutes, not a quarter of an hour."""
     games_per_env: int = 16
     """Games of each env stepped in lockstep during rollouts."""
     gamma: float = 0.99
@@ -166,10 +171,11 @@ class Step:
 
 
 def collect_rollouts(policy: RlPolicy, envs: Sequence[TextEnv], store: ExperienceStore, decisions: int,
-                     seed: int) -> list[Step]:
-    """Plays `policy` (sampling) in `envs` in lockstep, restarting ended games until `decisions` were made, then
-    finishing the open episodes; records every decision and episode in the store (one transaction per step); returns
-    the steps in play order."""
+                     seed: int, minutes: float = float("inf")) -> list[Step]:
+    """Plays `policy` (sampling) in `envs` in lockstep, restarting ended games until `decisions` were made or
+    `minutes` have passed, then finishing the open episodes; records every decision and episode in the store (one
+    transaction per step); returns the steps in play order."""
+    deadline = time.monotonic() + 60 * minutes
     seeds = np.random.default_rng(seed)
     games = [Game(env) for env in envs]
 
@@ -193,7 +199,7 @@ def collect_rollouts(policy: RlPolicy, envs: Sequence[TextEnv], store: Experienc
                 ended.append(game)
                 if record.truncated and not record.terminated:
                     steps[-1].cut_value = policy.evaluate([game.env.observe()])[0][1]
-        restarted = ended if len(steps) < decisions else []
+        restarted = ended if len(steps) < decisions and time.monotonic() < deadline else []
         # the step's decisions, the episodes it ended and those that replace them: one transaction
         for game, episode_id in zip(restarted, store.record_step(records, endings, restart(restarted)), strict=True):
             game.episode_id = episode_id

@@ -14,6 +14,7 @@ free id below MAX_TASKS. Adding a gymnasium env is a TextEnv subclass and one ro
 | 6       | BabyAI-GoToLocal     | BabyAI-GoToLocal-v0 (64 steps)                  |
 | 7       | BabyAI-PickupLoc     | BabyAI-PickupLoc-v0 (64 steps)                  |
 | 8       | BabyAI-PutNextLocal  | BabyAI-PutNextLocal-v0 (128 steps)              |
+| 14      | TextWorld-medium     | Aegis/TextWorld-medium-v0: harder generated games (50 steps) |
 | 15      | TextWorld-simple     | Aegis/TextWorld-simple-v0: generated games (50 steps) |
 
 The BabyAI envs (`agent/envs/babyai.py`) import minigrid, and TextWorld (`agent/envs/textworld.py`) textworld, only
@@ -38,7 +39,7 @@ from agent.envs.frozen_lake import FrozenLake
 from agent.envs.taxi import Taxi
 
 MAX_TASKS = 16  # rows in the HRM's task embedding
-FIRST_USER_TASK, LAST_USER_TASK = 9, 14  # task ids left to users' own envs (the project's new envs take 15 down)
+FIRST_USER_TASK, LAST_USER_TASK = 9, 13  # task ids left to users' own envs (the project's new envs take 15 down)
 
 
 class EnvSpec(NamedTuple):
@@ -62,6 +63,7 @@ _SPECS: dict[str, EnvSpec] = {
     "BabyAI-GoToLocal": EnvSpec(6, "agent.envs.babyai:BabyAI", "BabyAI-GoToLocal-v0", {}),
     "BabyAI-PickupLoc": EnvSpec(7, "agent.envs.babyai:BabyAI", "BabyAI-PickupLoc-v0", {}),
     "BabyAI-PutNextLocal": EnvSpec(8, "agent.envs.babyai:BabyAI", "BabyAI-PutNextLocal-v0", {}),
+    "TextWorld-medium": EnvSpec(14, "agent.envs.textworld:TextWorld", "Aegis/TextWorld-medium-v0", {}),
     "TextWorld-simple": EnvSpec(15, "agent.envs.textworld:TextWorld", "Aegis/TextWorld-simple-v0", {}),
 }
 

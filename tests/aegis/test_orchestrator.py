@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+import aegis.improve
 from aegis.improve import (
     ImproveConfig,
     improve_round,
@@ -255,6 +256,23 @@ def test_rl_rounds_continue_the_fit_optimizer_and_keep_only_the_active_versions_
         assert {int(s["step"]) for s in state["state"].values()} == {3 * (round_index + 1)}  # Adam went on
     kept = sorted((tmp_path / "models").glob("*.optim.pt"))
     assert kept == [optimizer_path(store.active_version().checkpoint_path)]
+
+
+def test_a_champion_is_played_on_the_evaluation_seeds_once_however_many_rounds_judge_it(tmp_path, make_checkpoint,
+                                                                                          monkeypatch):
+    store = ExperienceStore(tmp_path / "aegis.db")
+    activate(store, store.add_model_version("imitation", make_checkpoint("student"), {}))
+    played = []
+    real = aegis.improve.episode_returns
+    monkeypatch.setattr("aegis.improve.episode_returns",
+                        lambda policy, env, seeds: played.append(policy.version) or real(policy, env, seeds))
+    config = ImproveConfig(rl=RlConfig(rollout_decisions=32, fit_steps=1, value_epochs=1), eval_episodes=4,
+                           noise=-float("inf"), out=str(tmp_path / "models"))  # every candidate is rejected
+    played_returns, champion = {}, store.active_version()
+    reports = [improve_round(store, champion, ["FrozenLake-v1"], config, i, played=played_returns)
+               for i in range(3)]
+    assert played == [champion.id] + [r["version"] for r in reports]  # the champion once, each challenger once
+    assert len({r["FrozenLake-v1"]["champion"] for r in reports}) == 1
 
 
 def test_a_rejected_candidate_is_trained_on_while_the_champion_stays_served(tmp_path, make_checkpoint, monkeypatch):

@@ -73,6 +73,15 @@ def test_memoised_rollouts_make_the_same_decisions_and_evaluate_each_input_once(
     assert played[True][2] <= 16 < played[False][2]  # FrozenLake 4×4 has 16 cells
 
 
+def test_rollouts_start_no_episode_once_their_minutes_are_spent():
+    policy = RlPolicy(small_student(), ValueHead(32), seed=0)
+    store = ExperienceStore("sqlite://")
+    steps = collect_rollouts(policy, [make_env("FrozenLake-v1") for _ in range(4)], store, 10_000, seed=0, minutes=0)
+    episodes = store.episodes(finished=None)
+    assert len({s.episode for s in steps}) == len(episodes) == 4  # the four first episodes, played to their end
+    assert len(steps) < 10_000 and all(e.ended_at is not None for e in episodes)
+
+
 def _rows_and_refs(grouped: bool):
     model = small_student(halting=False)
     head = ValueHead(32)

@@ -18,7 +18,7 @@ GYMNASIUM = {
 }
 BABYAI = {"BabyAI-GoToRedBall": 5, "BabyAI-GoToLocal": 6, "BabyAI-PickupLoc": 7, "BabyAI-PutNextLocal": 8}
 """minigrid levels (their own step limits); tests/agent/envs/test_babyai.py checks their steps against minigrid's."""
-TEXTWORLD = {"TextWorld-simple": 15}
+TEXTWORLD = {"TextWorld-medium": 14, "TextWorld-simple": 15}
 """generated text games (tests/agent/envs/test_textworld.py)."""
 
 

@@ -25,12 +25,16 @@ def test_the_legal_actions_are_the_games_commands_that_change_something():
     assert env.render_text(before) == first_text  # any state replays
 
 
-@pytest.mark.parametrize("seeds", [range(4), range(EVALUATION_SEEDS.start, EVALUATION_SEEDS.start + 3)],
-                         ids=["training games", "held-out games"])
-def test_the_walkthrough_oracle_wins_its_games_and_fits_the_long_student(seeds):
+HELD_OUT = range(EVALUATION_SEEDS.start, EVALUATION_SEEDS.start + 3)
+
+
+@pytest.mark.parametrize(("name", "seeds"), [("TextWorld-simple", range(4)), ("TextWorld-simple", HELD_OUT),
+                                             ("TextWorld-medium", HELD_OUT)],
+                         ids=["simple training games", "simple held-out games", "medium held-out games"])
+def test_the_walkthrough_oracle_wins_its_games_and_fits_the_long_student(name, seeds):
     oracle, encoder = OracleTeacher(), StudentEncoder(512, 16)
     for seed in seeds:
-        env = make_env("TextWorld-simple")
+        env = make_env(name)
         env.reset(seed=seed)
         total, done, steps = 0.0, False, 0
         while not done:
