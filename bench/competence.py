@@ -7,8 +7,9 @@ runs it (the product's defaults: AgentConfig, DistillArgs, RlConfig) on FrozenLa
 `--minutes`: collect 1,100 decisions with the teacher → distil (train_hrm.py, agent-29m) → switch → improve by RL
 rounds. Then, per env, mean return over the same `--eval-episodes` fixed seeds (never seen in training or in
 champion/challenger) for: uniform random, the teacher, the first distilled HRM, the HRM after RL (the active version
-at the end) — both greedy with adaptive halting — and the exact optimum (value iteration), with each one's ratio to
-the optimum. On FrozenLake the mean return is the success rate. Aims: FrozenLake ≥ 0.70, Taxi-v4 ≥ 7.0.
+at the end) — both greedy with adaptive halting, and both sampled as the agent acts — and the exact optimum (value
+iteration), with each one's ratio to the optimum. On FrozenLake the mean return is the success rate. Aims:
+FrozenLake ≥ 0.70, Taxi-v4 ≥ 7.0.
 `--envs` picks others (any registered names, e.g. BabyAI-GoToLocal): an env without a known optimum (BabyAI) is
 scored by its success rate (the share of episodes that paid anything), aim 0.80.
 The teacher is scored greedily (its argmax, what distillation copies) on the same seeds and, as it acted, by the
@@ -104,6 +105,8 @@ def evaluate(start: str, store: ExperienceStore, summary: dict,
         version = summary[key]
         if version is not None:
             policies[key] = (HrmPolicy.load(version.checkpoint_path, version.id, device=args.device), True)
+            # as the agent acts: sampling at temperature 1 (where greedy play loops, as in BabyAI, it matters)
+            policies[f"{key} sampled"] = (HrmPolicy(policies[key][0].model, version.id, seed=args.seed), False)
     results = {}
     for env in args.envs:
         collected = [e.episode_return for e in store.episodes(env=env, policy=start_name)]
@@ -126,11 +129,11 @@ def show(start: str, summary: dict, results: dict, minutes: float) -> None:
                   + ", ".join(f"{env} {n}" for env, n in summary["teacher_states"].items())
                   + f" | RL candidates accepted {summary['rl_accepted']}, rejected {summary['rl_rejected']} | active "
                   + (f"v{active.id} ({active.kind})" if active else "none (the teacher)"))
-    table = Table("env", "random", "teacher acting", "teacher greedy", "distilled HRM", "HRM after RL", "optimum",
-                  "after RL / optimum", "aim")
+    table = Table("env", "random", "teacher acting", "teacher greedy", "distilled HRM", "HRM after RL",
+                  "distilled sampled", "after RL sampled", "optimum", "after RL / optimum", "aim")
     for env, row in results.items():
-        cells = [f"{row[key]:.3f}" if key in row else "—"
-                 for key in ("random", "teacher acting", "teacher", "distilled", "active")]
+        cells = [f"{row[key]:.3f}" if key in row else "—" for key in
+                 ("random", "teacher acting", "teacher", "distilled", "active", "distilled sampled", "active sampled")]
         final = row.get("active", row["teacher"])
         target = AIMS.get(env, SUCCESS_AIM)
         aim = f"≥ {target:g} {'✓' if final >= target else '✗'}"
