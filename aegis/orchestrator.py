@@ -203,6 +203,15 @@ def _die_with_parent() -> None:
         pass
 
 
+def _release_freed_memory() -> None:
+    """Hands the heap an RL round freed (three copies of the model, Adam's state, the round's rows) back to the OS:
+    glibc keeps freed blocks mapped, so the agent's resident memory would ratchet up with the rounds' peaks."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): their allocators return memory themselves
+        pass
+
+
 @dataclass
 class Orchestrator:
     """Owns the runner, the policy slot, the distillation child and the RL rounds."""
@@ -354,6 +363,7 @@ class Orchestrator:
             return
         finally:
             self.in_round = False
+            _release_freed_memory()
         self.run_rl_updates += 1
         progress.rounds += 1
         progress.accepted += int(report["accepted"])

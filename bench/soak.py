@@ -8,10 +8,11 @@ Every 10 s it samples the agent's resident memory (its own process, from /proc) 
 counts the decisions stored just before and checks after the restart that every one of them is still there.
 Prints: kills survived, decisions lost (aim 0), RSS growth of each agent process after its first 5 minutes (aim
 ≤ 10 %; processes that lived less than 5 minutes are listed without it), store growth per hour, and the phases
-reached.
+reached. Every sample goes to `<out>/samples.jsonl` (seconds, agent process, RSS MB, store bytes).
 """
 
 import argparse
+import json
 import shutil
 import signal
 import subprocess
@@ -60,6 +61,7 @@ def main() -> None:
     out.mkdir(parents=True)
     db = out / "aegis.db"
     log = (out / "agent.log").open("w")
+    trace = (out / "samples.jsonl").open("w")  # one line per 10 s sample, to plot
     started = time.time()
     agent, agent_started = start_agent(db, out, log), time.time()
     samples: list[list[tuple[float, float]]] = [[]]  # per agent process: (seconds since it started, RSS MB)
@@ -72,6 +74,9 @@ def main() -> None:
             samples[-1].append((time.time() - agent_started, rss))
         if db.exists():
             sizes.append((time.time() - started, store_bytes(db)))
+        trace.write(json.dumps({"t": round(time.time() - started, 1), "process": len(samples), "rss_mb": rss,
+                                "store_bytes": sizes[-1][1] if sizes else 0}) + "\n")
+        trace.flush()
         if time.time() >= next_kill:
             agent.send_signal(signal.SIGKILL)
             agent.wait()
@@ -105,7 +110,8 @@ def main() -> None:
         warm = [mb for t, mb in process if t >= WARM_UP]
         if len(warm) >= 2:
             print(f"  agent process {i + 1}: RSS {warm[0]:.0f} MB at 5 min → {warm[-1]:.0f} MB after "
-                  f"{process[-1][0] / 60:.1f} min: growth {warm[-1] / warm[0] - 1:+.1%} (aim ≤ +10 %)")
+                  f"{process[-1][0] / 60:.1f} min: growth {warm[-1] / warm[0] - 1:+.1%} (aim ≤ +10 %); between "
+                  f"{min(warm):.0f} and {max(warm):.0f} MB after 5 min")
         elif process:
             print(f"  agent process {i + 1}: lived {process[-1][0] / 60:.1f} min (< 5 min: no growth figure), "
                   f"RSS at most {max(mb for _, mb in process):.0f} MB")
