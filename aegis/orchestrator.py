@@ -85,6 +85,9 @@ class AgentConfig:
     """Distillation: the student's width (None: the preset's; smaller for quick experiments)."""
     distill_patience: Annotated[int, Range(0)] = DistillArgs.patience
     """Distillation: stop once at the threshold and the best agreement has not improved for this many epochs."""
+    distill_give_up: Annotated[int, Range(0)] = DistillArgs.give_up
+    """Distillation: stop below the threshold once the best agreement has not improved for this many epochs (0:
+    never); the teacher then collects another --trigger decisions and distillation runs again on them."""
     distill_checkpoint_minutes: Annotated[float, Range(0, open_low=True)] = DistillArgs.checkpoint_minutes
     """Distillation: minutes of training between checkpoints; a kill of the agent loses no more."""
     distill_min_examples: Annotated[int, Range(1)] = DistillArgs.min_examples
@@ -167,8 +170,8 @@ class AgentConfig:
         """Returns the train_hrm.py options that carry this config's distillation settings."""
         flags = ["--epochs", str(self.distill_epochs), "--batch-size", str(self.distill_batch_size), "--lr",
                  str(self.distill_lr), "--distinct" if self.distill_distinct else "--no-distinct", "--min-examples",
-                 str(self.distill_min_examples), "--patience", str(self.distill_patience), "--checkpoint-minutes",
-                 str(self.distill_checkpoint_minutes)]
+                 str(self.distill_min_examples), "--patience", str(self.distill_patience), "--give-up",
+                 str(self.distill_give_up), "--checkpoint-minutes", str(self.distill_checkpoint_minutes)]
         if self.distill_halt_max_steps is not None:
             flags += ["--halt-max-steps", str(self.distill_halt_max_steps)]
         if self.distill_hidden_size is not None:

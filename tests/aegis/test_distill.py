@@ -52,6 +52,17 @@ def test_train_hrm_registers_a_version_from_the_store(tmp_path):
     assert (tmp_path / "models").glob("distill-*/metrics.jsonl")
 
 
+def test_a_run_that_stops_improving_below_the_threshold_gives_up_early(tmp_path):
+    db = tmp_path / "aegis.db"
+    oracle_store(db, 160).close()
+    result = train_hrm("--db", str(db), "--out", str(tmp_path / "models"), "--epochs", "60", "--min-examples", "50",
+                       "--threshold", "1.0", "--give-up", "2", *SMALL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "below the 100% threshold; the teacher keeps acting" in result.stdout
+    [version] = ExperienceStore(db).model_versions()
+    assert 3 <= version.metrics["epochs"] < 60  # at least one best, then two epochs without a new one
+
+
 def test_train_hrm_on_an_empty_store_says_why_and_exits_2(tmp_path):
     result = train_hrm("--db", str(tmp_path / "empty.db"), *SMALL)
     assert result.returncode == 2
