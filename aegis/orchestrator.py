@@ -86,8 +86,8 @@ class AgentConfig:
     distill_patience: Annotated[int, Range(0)] = DistillArgs.patience
     """Distillation: stop once at the threshold and the best agreement has not improved for this many epochs."""
     distill_give_up: Annotated[int, Range(0)] = DistillArgs.give_up
-    """Distillation: stop below the threshold once the best agreement has not improved for this many epochs (0:
-    never); the teacher then collects another --trigger decisions and distillation runs again on them."""
+    """Distillation: stop below the threshold once the best agreement has not improved for this many epochs (0, the
+    default: never); the teacher then collects another --trigger decisions and distillation runs again on them."""
     distill_checkpoint_minutes: Annotated[float, Range(0, open_low=True)] = DistillArgs.checkpoint_minutes
     """Distillation: minutes of training between checkpoints; a kill of the agent loses no more."""
     distill_min_examples: Annotated[int, Range(1)] = DistillArgs.min_examples
