@@ -62,21 +62,23 @@ def judge(champion: HrmPolicy, challenger: HrmPolicy, envs: list[str], config: I
     cache = {} if cache is None else cache
     report: dict = {}
     for env in envs:
-        returns = []
-        for policy in (champion, challenger):
-            version = getattr(policy, "version", None)  # a policy that is not a stored version is always played
-            key = (version, env, tuple(seeds))
-            played = cache[key] if version is not None and key in cache else episode_returns(policy, env, seeds)
-            if version is not None:
-                cache[key] = played
-            returns.append(played)
-        old, new = returns
+        old, new = (_greedy_returns(policy, env, seeds, cache) for policy in (champion, challenger))
         mean, stderr = paired_difference(new, old)
         worse = mean < -config.noise * stderr if np.isfinite(stderr) else mean < 0
         report[env] = {"champion": float(old.mean()), "challenger": float(new.mean()), "difference": mean,
                        "stderr": stderr, "worse": bool(worse)}
     report["accepted"] = not any(report[env]["worse"] for env in envs)
     return report
+
+
+def _greedy_returns(policy: HrmPolicy, env: str, seeds: list[int], cache: ReturnsCache) -> np.ndarray:
+    version = getattr(policy, "version", None)
+    if version is None:  # not a stored version: always played
+        return episode_returns(policy, env, seeds)
+    key = (version, env, tuple(seeds))
+    if key not in cache:
+        cache[key] = episode_returns(policy, env, seeds)
+    return cache[key]
 
 
 def reference_version(store: ExperienceStore, version: VersionRow) -> VersionRow:

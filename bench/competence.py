@@ -135,12 +135,10 @@ def show(start: str, summary: dict, results: dict, minutes: float) -> None:
         cells = [f"{row[key]:.3f}" if key in row else "—" for key in
                  ("random", "teacher acting", "teacher", "distilled", "active", "distilled sampled", "active sampled")]
         target = AIMS.get(env, SUCCESS_AIM)
-        if "active" in row:
-            final = row["active"]
-            table.add_row(env, *cells, f"{row['optimum']:.3f}", f"{final / row['optimum']:.2f}",
-                          f"≥ {target:g} {'✓' if final >= target else '✗'}")
-        else:  # the teacher still acts: nothing of the agent's own to hold to the aim
-            table.add_row(env, *cells, f"{row['optimum']:.3f}", "—", f"≥ {target:g} ✗ (no HRM)")
+        final = row.get("active")  # None while the teacher still acts: nothing of the agent's own meets the aim
+        ratio = "—" if final is None else f"{final / row['optimum']:.2f}"
+        verdict = "✗ (no HRM)" if final is None else "✓" if final >= target else "✗"
+        table.add_row(env, *cells, f"{row['optimum']:.3f}", ratio, f"≥ {target:g} {verdict}")
     console.print(table)
 
 

@@ -8,11 +8,10 @@ Every 10 s it samples the agent's resident memory (its own process, from /proc) 
 counts the decisions stored just before and checks after the restart that every one of them is still there.
 Prints: kills survived, decisions lost (aim 0), RSS growth of each agent process after its first 5 minutes (aim
 ≤ 10 %; processes that lived less than 5 minutes are listed without it), store growth per hour, and the phases
-reached. Every sample goes to `<out>/samples.jsonl` (seconds, agent process, RSS MB, store bytes).
+reached. Every sample goes to `<out>/samples.jsonl` (time_s, agent process, RSS MB, store bytes).
 """
 
 import argparse
-import json
 import shutil
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.store import ExperienceStore  # noqa: E402
+from hrm.runlog import MetricsLog  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_UP = 300.0  # seconds before an agent's memory counts as its baseline
@@ -61,7 +61,7 @@ def main() -> None:
     out.mkdir(parents=True)
     db = out / "aegis.db"
     log = (out / "agent.log").open("w")
-    trace = (out / "samples.jsonl").open("w")  # one line per 10 s sample, to plot
+    trace = MetricsLog(out / "samples.jsonl")  # one line per 10 s sample, to plot
     started = time.time()
     agent, agent_started = start_agent(db, out, log), time.time()
     samples: list[list[tuple[float, float]]] = [[]]  # per agent process: (seconds since it started, RSS MB)
@@ -74,9 +74,7 @@ def main() -> None:
             samples[-1].append((time.time() - agent_started, rss))
         if db.exists():
             sizes.append((time.time() - started, store_bytes(db)))
-        trace.write(json.dumps({"t": round(time.time() - started, 1), "process": len(samples), "rss_mb": rss,
-                                "store_bytes": sizes[-1][1] if sizes else 0}) + "\n")
-        trace.flush()
+        trace.write({"process": len(samples), "rss_mb": rss, "store_bytes": sizes[-1][1] if sizes else 0})
         if time.time() >= next_kill:
             agent.send_signal(signal.SIGKILL)
             agent.wait()
