@@ -2,8 +2,11 @@
 
 The agent sees a 7×7 square in front of it (itself at the middle of the bottom row, facing "forward"). Each object
 in view becomes a phrase with its position relative to the agent — "a red ball 2 steps left and 1 step forward" —
-walls become the distance to the nearest one straight ahead, left and right, then what the agent carries, and the
-mission comes last (the student's input is truncated from the left, so the end is what it always keeps).
+walls become the distance to the nearest one straight ahead, left and right, then what the agent carries, the way it
+faces and its last two actions, and the mission comes last (the student's input is truncated from the left, so the end
+is what it always keeps). The facing and the last actions are what a policy that sees one view at a time needs to act
+like the bot, which plans on the true grid and remembers: its shortest path breaks ties by compass direction, and
+while it explores it keeps turning the way it began (measured in the README: the held-out agreement a student reaches).
 
 The state a policy sees (`Observation.state`) is (seed, actions so far): hashable, stored as text, and enough to
 rebuild the episode, which is how the expert (`minigrid`'s BabyAI bot, which plans on the true grid) is asked what to
@@ -12,7 +15,7 @@ do in any state.
 
 import contextlib
 import io
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any, SupportsFloat
 
 import gymnasium
@@ -25,14 +28,17 @@ from agent.envs.seeds import training_seeds
 
 _AGENT_X, _AGENT_Y = 3, 6  # the agent's cell in minigrid's egocentric 7×7 view (x right, y forward-to-back)
 _DOOR_STATES = {v: k for k, v in STATE_TO_IDX.items()}
+COMPASS = ("east", "south", "west", "north")  # minigrid's agent_dir 0..3
 
 
 def _steps(n: int, direction: str) -> str:
     return f"{n} step{'s' if n != 1 else ''} {direction}"
 
 
-def describe_view(image: np.ndarray, carrying: str | None, mission: str) -> str:
-    """Returns the sentences for one egocentric view: `image` is minigrid's (7, 7, 3) [object, colour, state]."""
+def describe_view(image: np.ndarray, carrying: str | None, mission: str, facing: int | None = None,
+                  last_actions: Sequence[str] = ()) -> str:
+    """Returns the sentences for one egocentric view: `image` is minigrid's (7, 7, 3) [object, colour, state],
+    `facing` minigrid's direction (0 east … 3 north), `last_actions` the names of the actions that led here."""
     things, walls = [], {}
     for x in range(image.shape[0]):
         for y in range(image.shape[1]):
@@ -61,6 +67,8 @@ def describe_view(image: np.ndarray, carrying: str | None, mission: str) -> str:
                      + ".")
     if carrying:
         lines.append(f"You carry a {carrying}.")
+    if facing is not None:
+        lines.append(f"You face {COMPASS[facing]}" + (f" after {', '.join(last_actions)}." if last_actions else "."))
     lines.append(f"Mission: {mission}.")
     return "\n".join(lines)
 
@@ -96,10 +104,11 @@ class BabyAI(TextEnv):
         return self.state, reward, terminated, truncated, info
 
     def observation_text(self) -> str:
-        """Returns the current view, what the agent carries and the mission as sentences."""
+        """Returns the current view, what the agent carries, its facing and last two actions, and the mission."""
         carrying = self.env.unwrapped.carrying
         described = f"{carrying.color} {carrying.type}" if carrying is not None else None
-        return describe_view(self.obs["image"], described, self.obs["mission"])
+        return describe_view(self.obs["image"], described, self.obs["mission"], int(self.obs["direction"]),
+                             [self.action_names[a] for a in self.actions[-2:]])
 
     def render_text(self, state: Hashable) -> str:
         """Returns the text of any state (seed, actions), by replaying it on a copy of this level."""

@@ -6,7 +6,7 @@ import pytest
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 
 from agent.envs import make_env
-from agent.envs.babyai import describe_view
+from agent.envs.babyai import COMPASS, describe_view
 from agent.oracle import OracleTeacher
 from agent.student import StudentEncoder
 
@@ -25,12 +25,23 @@ def test_a_view_is_described_from_the_agents_side():
     image[3, 1] = _cell("wall")  # five ahead (behind the door; minigrid would not show it, the text does not care)
     image[0, 6] = _cell("wall")  # three to the left, on the agent's row
     image[5, 6] = _cell("key", "blue")
-    assert describe_view(image, carrying="green box", mission="go to the red ball") == (
+    assert describe_view(image, carrying="green box", mission="go to the red ball", facing=3,
+                         last_actions=["go forward", "turn left"]) == (
         "You see a red ball 2 steps left and 2 steps forward, a blue key 2 steps right, "
         "a locked yellow door 1 step forward.\n"
         "Walls: 5 steps forward, 3 steps left.\n"
         "You carry a green box.\n"
+        "You face north after go forward, turn left.\n"
         "Mission: go to the red ball.")
+
+
+def test_the_text_says_where_the_agent_faces_and_what_it_just_did():
+    env = make_env("BabyAI-GoToLocal")
+    env.reset(seed=3)
+    assert f"You face {COMPASS[env.env.unwrapped.agent_dir]}.\n" in env.observation_text()  # no actions yet
+    for action in (0, 2, 1):  # turn left, go forward, turn right: the text keeps the last two
+        env.step(action)
+    assert f"You face {COMPASS[env.env.unwrapped.agent_dir]} after go forward, turn right.\n" in env.observation_text()
 
 
 @pytest.mark.parametrize("name", LEVELS)
