@@ -40,17 +40,16 @@ class DistillArgs:
 
     The defaults are the recipe measured best on this project's 2-core CPU (bench/competence.py, oracle:0.5 start,
     40,000 decisions: 100 % held-out agreement, FrozenLake 0.764 / Taxi 8.04 greedy = the teacher's): distinct
-    decisions, at most 2 ACT segments, batch 32 (8 for the long student), lr 3e-4, 50 epochs. The previous defaults
-    (every decision, 8 segments, batch 64, lr 1e-4, 20 epochs) sat at the per-task majority answer for most of a
-    30-minute budget.
+    decisions, at most 2 ACT segments, batch 32, lr 3e-4, 50 epochs. The previous defaults (every decision, 8
+    segments, batch 64, lr 1e-4, 20 epochs) sat at the per-task majority answer for most of a 30-minute budget.
     """
 
     db: str = DEFAULT_DB
     """Experience store: a SQLite file path or any SQLAlchemy URL."""
     epochs: Annotated[int, Range(1)] = 50
     """Passes over the training split (an epoch is its rows / batch-size steps; see --distinct)."""
-    batch_size: Annotated[int | None, Range(1)] = None
-    """Examples per step, over all ranks (default: the preset's, `PRESET_BATCH_SIZES`)."""
+    batch_size: Annotated[int, Range(1)] = 32
+    """Examples per step, over all ranks."""
     lr: Annotated[float, Range(0, open_low=True)] = 3e-4
     """Peak learning rate (after warmup)."""
     warmup_steps: Annotated[int, Range(0)] = 20
@@ -76,7 +75,7 @@ class DistillArgs:
     agent then collects more teacher decisions and distils again on them); 0 (the default) trains all --epochs. Off by
     default because agreement often sits on a plateau before it climbs: with 10 the default envs' first runs gave up at
     38–40 % (FrozenLake + Taxi, oracle:0.5), where an uninterrupted run passes 70 %. BabyAI-GoToLocal at 1,100
-    decisions is the other case: 0.43–0.69 for 60 minutes, best first reached at ~9."""
+    decisions was the other case, before its text said which way the agent faces: 0.43–0.69 for 60 minutes."""
     activate: bool = True
     """Activate the model when it reaches the threshold (--no-activate only registers it)."""
     min_examples: Annotated[int, Range(1)] = 100
@@ -114,19 +113,10 @@ class DistillArgs:
 
     def __post_init__(self):
         check_ranges(self)  # a config built in code gets the same one-line refusal as a flag
-        if self.batch_size is None:
-            self.batch_size = PRESET_BATCH_SIZES[self.preset]
         # Paths are resolved once, against the folder the command ran in: a child process and the stored
         # checkpoint paths then mean the same files wherever they are read from.
         self.db = absolute_db(self.db)
         self.out = str(Path(self.out).resolve())
-
-
-PRESET_BATCH_SIZES = {"agent-29m": 32, "agent-29m-long": 8}
-"""Each student's default batch. The long student's rows are hundreds of tokens, so 8 of them keep a step's matrix
-products large and an epoch costs the same time as at 32 (measured on TextWorld-medium's first 1,100 decisions, one
-thread: 250 s an epoch either way), with four times the updates: held-out agreement 0.49 after 2 epochs against 0.42
-at 32 (loss 10.0 against 22.0)."""
 
 
 def model_config(args: DistillArgs) -> HrmConfig:

@@ -70,8 +70,8 @@ class AgentConfig:
     """Held-out agreement at which a distilled model is activated."""
     distill_epochs: Annotated[int, Range(1)] = DistillArgs.epochs
     """Distillation: passes over the distinct training decisions."""
-    distill_batch_size: Annotated[int | None, Range(1)] = DistillArgs.batch_size
-    """Distillation: examples per step (None: the student preset's, 32 short or 8 long)."""
+    distill_batch_size: Annotated[int, Range(1)] = DistillArgs.batch_size
+    """Distillation: examples per step."""
     distill_lr: Annotated[float, Range(0, open_low=True)] = DistillArgs.lr
     """Distillation: peak learning rate."""
     distill_distinct: bool = DistillArgs.distinct
@@ -168,12 +168,10 @@ class AgentConfig:
 
     def distill_flags(self) -> list[str]:
         """Returns the train_hrm.py options that carry this config's distillation settings."""
-        flags = ["--epochs", str(self.distill_epochs), "--lr", str(self.distill_lr),
-                 "--distinct" if self.distill_distinct else "--no-distinct", "--min-examples",
+        flags = ["--epochs", str(self.distill_epochs), "--batch-size", str(self.distill_batch_size), "--lr",
+                 str(self.distill_lr), "--distinct" if self.distill_distinct else "--no-distinct", "--min-examples",
                  str(self.distill_min_examples), "--patience", str(self.distill_patience), "--give-up",
                  str(self.distill_give_up), "--checkpoint-minutes", str(self.distill_checkpoint_minutes)]
-        if self.distill_batch_size is not None:
-            flags += ["--batch-size", str(self.distill_batch_size)]
         if self.distill_halt_max_steps is not None:
             flags += ["--halt-max-steps", str(self.distill_halt_max_steps)]
         if self.distill_hidden_size is not None:
