@@ -35,7 +35,7 @@ def _steps(n: int, direction: str) -> str:
     return f"{n} step{'s' if n != 1 else ''} {direction}"
 
 
-def describe_view(image: np.ndarray, carrying: str | None, mission: str, facing: int | None = None,
+def describe_view(image: np.ndarray, carrying: str | None, mission: str, facing: int,
                   last_actions: Sequence[str] = ()) -> str:
     """Returns the sentences for one egocentric view: `image` is minigrid's (7, 7, 3) [object, colour, state],
     `facing` minigrid's direction (0 east … 3 north), `last_actions` the names of the actions that led here."""
@@ -67,8 +67,7 @@ def describe_view(image: np.ndarray, carrying: str | None, mission: str, facing:
                      + ".")
     if carrying:
         lines.append(f"You carry a {carrying}.")
-    if facing is not None:
-        lines.append(f"You face {COMPASS[facing]}" + (f" after {', '.join(last_actions)}." if last_actions else "."))
+    lines.append(f"You face {COMPASS[facing]}" + (f" after {', '.join(last_actions)}." if last_actions else "."))
     lines.append(f"Mission: {mission}.")
     return "\n".join(lines)
 
