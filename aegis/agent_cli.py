@@ -34,7 +34,8 @@ def training_line(orch: Orchestrator) -> str:
     returns = ", ".join(f"{k.removesuffix(' return')} {v:.2f}" for k, v in last.items() if k.endswith(" return"))
     return (f"RL round {rl.rounds} ({rl.accepted} accepted): last v{last.get('version')} "
             f"{'accepted' if last.get('accepted') else 'rejected'} ({returns}; KL {last.get('approx_kl', 0):.4f}, "
-            f"entropy {last.get('entropy', 0):.3f}, value loss {last.get('value_loss', 0):.3g})")
+            f"entropy {last.get('entropy', 0):.3f}"
+            + (f", value loss {last['value_loss']:.3g})" if "value_loss" in last else ")"))
 
 
 def status_line(orch: Orchestrator) -> str:

@@ -50,34 +50,43 @@ def evaluation_seeds(config: ImproveConfig) -> list[int]:
 
 
 ReturnsCache = dict[tuple, np.ndarray]
-"""(version, env, evaluation seeds) → its greedy returns on them: a champion is played once, not every round."""
+"""(version, env, evaluation seeds, greedy) → its returns on them: a champion is played once, not every round."""
 
 
 def judge(champion: HrmPolicy, challenger: HrmPolicy, envs: list[str], config: ImproveConfig,
           cache: ReturnsCache | None = None) -> dict:
-    """Returns per-env paired comparisons of greedy returns on the fixed seeds and the verdict: accepted only if no
-    env is worse by more than `noise` standard errors (a gain in one env never buys a loss in another). Greedy play
-    is deterministic, so a stored version's returns kept in `cache` (filled here) are not played again."""
+    """Returns per-env paired comparisons of returns on the fixed seeds and the verdict: accepted only if no env is
+    worse by more than `noise` standard errors (a gain in one env never buys a loss in another). Where an env's text is
+    its state both play greedily; elsewhere both play as the agent acts, sampled with each episode's own random numbers
+    (`episode_returns`). Either way a version's returns on the seeds are fixed, so a stored version's kept in `cache`
+    (filled here) are not played again."""
     seeds = evaluation_seeds(config)
     cache = {} if cache is None else cache
     report: dict = {}
     for env in envs:
-        old, new = (_greedy_returns(policy, env, seeds, cache) for policy in (champion, challenger))
+        greedy = _text_is_state(env)
+        old, new = (_returns(policy, env, seeds, greedy, cache) for policy in (champion, challenger))
         mean, stderr = paired_difference(new, old)
         worse = mean < -config.noise * stderr if np.isfinite(stderr) else mean < 0
         report[env] = {"champion": float(old.mean()), "challenger": float(new.mean()), "difference": mean,
-                       "stderr": stderr, "worse": bool(worse)}
+                       "stderr": stderr, "worse": bool(worse), "greedy": greedy}
     report["accepted"] = not any(report[env]["worse"] for env in envs)
     return report
 
 
-def _greedy_returns(policy: HrmPolicy, env: str, seeds: list[int], cache: ReturnsCache) -> np.ndarray:
+def _text_is_state(env_name: str) -> bool:
+    env = make_env(env_name)
+    env.close()
+    return env.text_is_state
+
+
+def _returns(policy: HrmPolicy, env: str, seeds: list[int], greedy: bool, cache: ReturnsCache) -> np.ndarray:
     version = getattr(policy, "version", None)
     if version is None:  # not a stored version: always played
-        return episode_returns(policy, env, seeds)
-    key = (version, env, tuple(seeds))
+        return episode_returns(policy, env, seeds, greedy)
+    key = (version, env, tuple(seeds), greedy)
     if key not in cache:
-        cache[key] = episode_returns(policy, env, seeds)
+        cache[key] = episode_returns(policy, env, seeds, greedy)
     return cache[key]
 
 

@@ -14,6 +14,11 @@ def episode_returns(policy: Policy, env_name: str, seeds: Sequence[int], greedy:
 
     A greedy policy is a function of what it sees, so each distinct observation is decided once and its decision
     reused: 500 Taxi episodes of a policy that never finishes (200 steps each) cost at most 500 decisions.
+
+    Sampled (`greedy=False`), each episode draws its actions from the policy's probabilities with a generator of its
+    own seeded by the episode's seed, by the inverse CDF: two policies compared on the same seeds share their random
+    numbers (where their distributions agree they take the same actions), so the paired difference measures the
+    policies, not the dice — and a policy's returns on the same seeds are the same every time.
     """
     returns = np.zeros(len(seeds))
     known: dict[tuple, int] = {}  # greedy only: (text, legal actions, task) → action
@@ -22,6 +27,7 @@ def episode_returns(policy: Policy, env_name: str, seeds: Sequence[int], greedy:
         envs = [make_env(env_name) for _ in chunk]
         for env, i in zip(envs, chunk, strict=True):
             env.reset(seed=int(seeds[i]))
+        dice = [np.random.default_rng(int(seeds[i])) for i in chunk]  # sampled only: each episode's random numbers
         live = list(range(len(chunk)))
         while live:
             observations = {j: envs[j].observe() for j in live}
@@ -32,9 +38,9 @@ def episode_returns(policy: Policy, env_name: str, seeds: Sequence[int], greedy:
                     decisions = policy.decide([observations[j] for j in new], greedy=True)
                     known.update((keys[j], d.action) for j, d in zip(new, decisions, strict=True))
                 actions = {j: known[keys[j]] for j in live}
-            else:
-                decisions = policy.decide([observations[j] for j in live], greedy=False)
-                actions = {j: d.action for j, d in zip(live, decisions, strict=True)}
+            else:  # the probabilities, without the policy's own dice
+                decisions = policy.decide([observations[j] for j in live], greedy=True)
+                actions = {j: _inverse_cdf(d.probs, dice[j].random()) for j, d in zip(live, decisions, strict=True)}
             still = []
             for j in live:
                 _, reward, terminated, truncated, _ = envs[j].step(actions[j])
@@ -43,6 +49,11 @@ def episode_returns(policy: Policy, env_name: str, seeds: Sequence[int], greedy:
                     still.append(j)
             live = still
     return returns
+
+
+def _inverse_cdf(probs: Sequence[float], u: float) -> int:
+    """Returns the action whose cumulative probability first exceeds `u` (in [0, 1))."""
+    return min(int(np.searchsorted(np.cumsum(probs), u, side="right")), len(probs) - 1)
 
 
 def paired_difference(challenger: np.ndarray, champion: np.ndarray) -> tuple[float, float]:

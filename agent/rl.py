@@ -278,6 +278,11 @@ class GroupedRows:
         return GroupedRows(**{k: ({n: t.to(device) for n, t in v.items()} if isinstance(v, dict) else v.to(device))
                               for k, v in vars(self).items()})
 
+    def subset(self, index: torch.Tensor) -> "GroupedRows":
+        """Returns the rows at `index` (a 1-D tensor of row numbers)."""
+        return GroupedRows(**{k: ({n: t[index.to(t.device)] for n, t in v.items()} if isinstance(v, dict)
+                                  else v[index.to(v.device)]) for k, v in vars(self).items()})
+
     def fit_value_head(self, critic: "ValueHead", features: torch.Tensor, config: "RlConfig",
                        generator: torch.Generator) -> float:
         """Fits `critic` on (G, D) cached first-position features to the rows' value targets (each row weighs as many

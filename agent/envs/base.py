@@ -32,6 +32,10 @@ class TextEnv(ABC):
     action_names: ClassVar[list[str]]  # in the env's action-index order
     description: ClassVar[str]  # one sentence: the goal, for the teacher's prompt
     long_text: ClassVar[bool] = False  # True: its inputs and actions need the student's long preset (agent-29m-long)
+    text_is_state: ClassVar[bool] = False
+    """True where the text determines the env's state (the toy-text games): an optimal policy is then deterministic
+    and the RL judge plays greedily. Where the text is a partial view (BabyAI, TextWorld) a reactive policy can need
+    its randomness — greedy it repeats itself in look-alike places — so the judge plays as the agent acts, sampled."""
 
     def __init__(self, name: str, task_id: int, env: gymnasium.Env):
         self.name = name
@@ -95,6 +99,8 @@ class TextEnv(ABC):
 
 class TabularTextEnv(TextEnv):
     """A TextEnv whose unwrapped env exposes `P` and `initial_state_distrib`, solved by value iteration."""
+
+    text_is_state = True
 
     _solutions: ClassVar[dict[str, Solution]] = {}  # one solve per env name per process
 

@@ -70,6 +70,7 @@ class Blackjack(TextEnv):
     """Blackjack-v1 (Sutton & Barto rules): +1 win, 0 draw, -1 loss; the observation is (sum, dealer card, ace)."""
 
     action_names = ["stick", "hit"]
+    text_is_state = True  # the player's sum, the dealer's card and the usable ace
     description = (
         "Play blackjack against the dealer: hit to draw a card or stick to stop, "
         "aiming for a total closer to 21 than the dealer's without going over 21."

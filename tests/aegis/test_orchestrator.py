@@ -209,6 +209,15 @@ def test_judge_rejects_a_worse_challenger_and_accepts_an_equal_one():
     assert same["accepted"] and np.isclose(same["Taxi-v4"]["difference"], 0.0)
 
 
+def test_where_the_text_is_not_the_state_the_judge_plays_as_the_agent_acts():
+    # greedy, a uniform policy turns left forever; sampled, as the agent acts, it finds the red ball in some levels.
+    # The dice are each episode's, not the policy's: two policies with the same probabilities play the same episodes.
+    report = judge(RandomPolicy(seed=0), RandomPolicy(seed=1), ["BabyAI-GoToRedBall"], ImproveConfig(eval_episodes=20))
+    assert not report["BabyAI-GoToRedBall"]["greedy"] and report["BabyAI-GoToRedBall"]["champion"] > 0
+    assert report["BabyAI-GoToRedBall"]["difference"] == 0.0 and report["accepted"]
+    assert judge(RandomPolicy(), RandomPolicy(), ["Taxi-v4"], ImproveConfig(eval_episodes=2))["Taxi-v4"]["greedy"]
+
+
 class Split:
     """The oracle in one env, uniform random in the others."""
 
@@ -265,7 +274,7 @@ def test_a_champion_is_played_on_the_evaluation_seeds_once_however_many_rounds_j
     played = []
     real = aegis.improve.episode_returns
     monkeypatch.setattr("aegis.improve.episode_returns",
-                        lambda policy, env, seeds: played.append(policy.version) or real(policy, env, seeds))
+                        lambda policy, *args: played.append(policy.version) or real(policy, *args))
     config = ImproveConfig(rl=RlConfig(rollout_decisions=32, fit_steps=1, value_epochs=1), eval_episodes=4,
                            noise=-float("inf"), out=str(tmp_path / "models"))  # every candidate is rejected
     played_returns, champion = {}, store.active_version()

@@ -33,6 +33,8 @@ def test_the_greedy_oracle_reaches_the_optimum_and_sampling_asks_every_step():
     sampled = Counting(RandomPolicy(seed=1))
     returns = episode_returns(sampled, "FrozenLake-v1", seeds=range(10), greedy=False)
     assert sampled.asked > 16  # no caching: a sampling policy is asked at every step of every episode
+    again = episode_returns(RandomPolicy(seed=2), "FrozenLake-v1", seeds=range(10), greedy=False)
+    assert again.tolist() == returns.tolist()  # each episode's own dice: the same probabilities, the same episodes
 
 
 def test_paired_difference_is_the_mean_difference_and_its_standard_error():

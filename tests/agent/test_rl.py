@@ -2,6 +2,8 @@
 the ungrouped loss and gradient, the value head fits returns, the AWR target moves mass to better actions and keeps
 exploring, and both updates (AWR, the default, and PPO) learn a small text env from a near-uniform start."""
 
+import dataclasses
+
 import gymnasium
 import torch
 
@@ -232,7 +234,7 @@ def test_the_awr_target_favours_better_actions_and_keeps_every_action_tried():
     probs, old = target.exp(), rows.old_logp.exp() * rows.legal
     assert torch.allclose(probs.sum(-1), torch.ones(len(rows)), atol=1e-5)
     assert (probs[~rows.legal] == 0).all()
-    assert (probs[rows.legal] >= 0.1 / 6 - 1e-6).all()  # the floor: every legal action keeps being sampled
+    assert (probs[rows.legal] >= 0.1 / 6 / 1.1 - 1e-6).all()  # the floor: every legal action keeps being sampled
     mean_adv = (rows.adv_pos + rows.adv_neg) / rows.count.clamp(min=1)
     for g in range(len(rows)):  # within a state, the action with the best mean advantage gains on the worst
         taken = (rows.count[g] > 0).nonzero().squeeze(1)
@@ -241,6 +243,19 @@ def test_the_awr_target_favours_better_actions_and_keeps_every_action_tried():
         best, worst = taken[mean_adv[g, taken].argmax()], taken[mean_adv[g, taken].argmin()]
         if mean_adv[g, best] > mean_adv[g, worst]:
             assert probs[g, best] / probs[g, worst] > old[g, best] / old[g, worst]
+
+
+def test_where_the_critic_knows_nothing_the_awr_target_leaves_the_policy_as_it_is():
+    # the floor bounds each action from below; it does not pull a policy that respects it towards uniform, round after
+    # round (the mixture it replaced took a BabyAI learner's entropy from 1.00 to 1.57 in four rejected rounds)
+    _, _, rows = _rows_and_refs(grouped=True)
+    peaked = torch.tensor([0.80, 0.10, 0.04, 0.03, 0.02, 0.01])[: rows.legal.shape[1]]
+    old = (peaked / peaked.sum()).log().expand(len(rows), -1) * rows.legal
+    blank = dataclasses.replace(rows, old_logp=old, advantage=torch.zeros_like(rows.advantage))
+    target = awr_targets(blank, beta=0.5, floor=0.06)  # 0.01 per action of six: below π_old everywhere
+    assert torch.allclose(target.exp() * rows.legal, old.exp() * rows.legal, atol=1e-6)
+    lowered = awr_targets(blank, beta=0.5, floor=0.2).exp()  # 0.033 per action: the rarest are lifted
+    assert (lowered[:, 4:6] > peaked[4:6] * 1.5).all() and (lowered[:, 0] > 0.75).all()
 
 
 def _at(cell: int):
