@@ -138,8 +138,9 @@ class AgentConfig:
     until this many in a row were rejected; then training restarts from the champion (1: always from the
     champion)."""
     eval_episodes: Annotated[int, Range(2)] = 200
-    """Fixed-seed evaluation episodes per env for champion/challenger (greedy play decides each distinct state once,
-    so many episodes are cheap; with 20, a run of "within noise" candidates drifted downhill)."""
+    """Fixed-seed evaluation episodes per env for champion/challenger (greedy where the text is the state, which
+    decides each distinct state once, so many episodes are cheap; with 20, a run of "within noise" candidates drifted
+    downhill)."""
     retry_backoff: Annotated[float, Range(0)] = 30.0
     """Seconds before retrying a failed distillation (doubling after each failure)."""
     max_episodes: Annotated[int | None, Range(1)] = None
@@ -147,7 +148,7 @@ class AgentConfig:
     max_decisions: Annotated[int | None, Range(1)] = None
     """Stop after this many decisions (of this run)."""
     duration: Annotated[float | None, Range(0, open_low=True)] = None
-    """Stop after this many seconds."""
+    """Stop after this many seconds (no RL round starts that the last one's length says would end after them)."""
     max_rl_updates: Annotated[int | None, Range(1)] = None
     """Stop after this many RL rounds (of this run)."""
     seed: int = 0
@@ -252,6 +253,9 @@ class Orchestrator:
         self.recent: dict[tuple[str, str], deque] = {}
         self.started = time.time()
         self.run_episodes = self.run_decisions = self.run_rl_updates = 0
+        self.last_round_s: float | None = None
+        """Seconds the last RL round of this run took: with a duration, no round starts that would end after it."""
+        self.said_no_round = False
         self.store.set_state("teacher", c.teacher)
         self.store.set_state("envs", self.env_names)
         self._mark_interrupted_runs()
@@ -353,8 +357,9 @@ class Orchestrator:
         active = self.store.active_version()
         done = [e for e in self.store.episodes(finished=True, limit=self.config.rl_every * 4)
                 if e.model_version == active.id and e.id > progress.since_episode]
-        if len(done) < self.config.rl_every:
+        if len(done) < self.config.rl_every or self._round_would_overrun():
             return
+        started = time.time()
         self.in_round = True  # a stop request now abandons the round (minutes of work) instead of waiting for it
         try:
             report = improve_round(self.store, active, self.env_names, self.improve, progress.rounds,
@@ -367,6 +372,7 @@ class Orchestrator:
         finally:
             self.in_round = False
             _release_freed_memory()
+        self.last_round_s = time.time() - started
         self.run_rl_updates += 1
         progress.rounds += 1
         progress.accepted += int(report["accepted"])
@@ -386,6 +392,18 @@ class Orchestrator:
         self._sync_policy()
 
     # --- the loop -------------------------------------------------------------------------------------------------
+
+    def _round_would_overrun(self) -> bool:
+        """True when the run has a duration and the last RL round took longer than the time left: the agent acts on
+        to the end instead of starting a round that would end after it (a BabyAI round takes ~10 minutes)."""
+        c = self.config
+        overrun = (c.duration is not None and self.last_round_s is not None
+                   and time.time() - self.started + self.last_round_s > c.duration)
+        if overrun and not self.said_no_round:
+            self.said_no_round = True
+            self.store.log_event("rl", f"no more RL rounds: the last took {self.last_round_s:.0f} s, "
+                                 f"{c.duration - (time.time() - self.started):.0f} s of the run are left")
+        return overrun
 
     def _bounded(self) -> bool:
         c = self.config

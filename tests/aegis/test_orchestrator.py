@@ -158,6 +158,23 @@ def test_a_stop_request_abandons_a_running_rl_round_at_once(tmp_path, make_check
     assert "abandoned" in orch.store.events(kind="rl")[0].message
 
 
+def test_no_rl_round_starts_that_would_end_after_the_runs_duration(tmp_path, make_checkpoint, monkeypatch):
+    config = AgentConfig(db=str(tmp_path / "aegis.db"), out=str(tmp_path / "models"), envs="FrozenLake-v1",
+                         num_envs=2, rl_every=1, duration=600.0)
+    orch = Orchestrator(config)
+    activate(orch.store, orch.store.add_model_version("imitation", make_checkpoint("student"), {}))
+    rounds = []
+    monkeypatch.setattr("aegis.orchestrator.improve_round", lambda *args: rounds.append(args) or 1 / 0)
+    orch.last_round_s = 900.0  # the last round took longer than the 600 s the run has left
+    for _ in range(30):
+        orch.step()
+    assert not rounds and orch.run_episodes > 0  # the student acted on; no round was started
+    assert "no more RL rounds" in orch.store.events(kind="rl")[0].message
+    orch.last_round_s = 60.0
+    with pytest.raises(ZeroDivisionError):  # a round that fits is started
+        orch._maybe_improve()
+
+
 def test_sigterm_finishes_the_step_and_exits_cleanly(tmp_path):
     db = tmp_path / "aegis.db"
     agent = subprocess.Popen(agent_cmd(tmp_path, "--trigger", "100000"), cwd=ROOT, stdout=subprocess.PIPE,
