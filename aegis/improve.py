@@ -74,6 +74,11 @@ def judge(champion: HrmPolicy, challenger: HrmPolicy, envs: list[str], config: I
     return report
 
 
+def modelled_envs(envs: list[str], critic: str) -> list[str]:
+    """Returns the envs whose advantages the empirical model gives (`RlConfig.critic`); GAE gives the others'."""
+    return [env for env in envs if critic == "model" or (critic == "auto" and _text_is_state(env))]
+
+
 def _text_is_state(env_name: str) -> bool:
     env = make_env(env_name)
     env.close()
@@ -138,9 +143,9 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
     "episodes" and "decisions"). The learner is the active version unless the caller goes on training a line of
     rejected candidates (`learner`, a descendant of the active version): the served version stays gated either way.
 
-    With the "model" critic, `env_model` (kept by the caller from round to round) is refreshed with the store's new
-    decisions; without one, a model of the whole store is built. `played` (also kept by the caller) spares playing
-    the same champion's evaluation episodes again."""
+    Where the model critic applies (`modelled_envs`), `env_model` (kept by the caller from round to round, a model of
+    those envs) is refreshed with the store's new decisions; without one, a model of the whole store is built.
+    `played` (also kept by the caller) spares playing the same champion's evaluation episodes again."""
     rl = config.rl
     learner = learner or active
     run_id = store.start_training_run("rl", {"parent": learner.id, "champion": active.id, "round": round_index,
@@ -156,15 +161,16 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
                                  minutes=rl.rollout_minutes)
         seconds = {"rollout_s": time.perf_counter() - started}
         advantages, returns = gae(steps, rl.gamma, rl.gae_lambda)  # the returns fit the value head either way
-        model_pairs = {}
-        if rl.critic == "model":
-            env_model = env_model if env_model is not None else EnvModel(envs)
+        advantages, tables, model_pairs = normalise_per_task(steps, advantages), None, {}
+        modelled = modelled_envs(envs, rl.critic)
+        if modelled:
+            env_model = env_model if env_model is not None else EnvModel(modelled)
             env_model.refresh(store)
-            advantages, tables = model_advantages(env_model, policy, steps, rl.gamma)
-            rows = group_rows(steps, advantages, returns, policy.encoder, action_advantages=tables)
+            on_model = np.array([s.observation.env_name in modelled for s in steps])
+            model_steps = [s for s, m in zip(steps, on_model, strict=True) if m]
+            advantages[on_model], tables = model_advantages(env_model, policy, model_steps, rl.gamma)
             model_pairs = {"model_pairs": len(env_model)}
-        else:
-            rows = group_rows(steps, normalise_per_task(steps, advantages), returns, policy.encoder, shrink=rl.shrink)
+        rows = group_rows(steps, advantages, returns, policy.encoder, action_advantages=tables, shrink=rl.shrink)
         optimizer_state = None
         if rl.update == "awr":
             candidate, critic, metrics, optimizer_state = awr_update(

@@ -26,6 +26,7 @@ from aegis.improve import (
     RoundStopped,
     improve_round,
     learner_version,
+    modelled_envs,
     optimizer_path,
 )
 from aegis.registry import PolicySlot
@@ -100,9 +101,10 @@ class AgentConfig:
     """Episodes by the active HRM (acting as the runner's policy) between RL rounds."""
     rl_update: Literal["awr", "ppo"] = RlConfig.update
     """RL: awr (fit the advantage-weighted improvement of the rollout policy) or ppo (the clipped surrogate)."""
-    rl_critic: Literal["model", "gae"] = RlConfig.critic
-    """RL: where advantages come from: model (Q by value iteration on the empirical model of every outcome stored)
-    or gae (GAE on the round's returns with the value head)."""
+    rl_critic: Literal["auto", "model", "gae"] = RlConfig.critic
+    """RL: where advantages come from: model (Q by value iteration on the empirical model of every outcome stored),
+    gae (GAE on the round's returns with the value head), or auto: per env, the model where the env's text is its
+    state (the toy-text games), GAE where it is a partial view (BabyAI, TextWorld)."""
     rl_rollout_decisions: Annotated[int, Range(1)] = RlConfig.rollout_decisions
     """RL: decisions a round's rollouts play and record (each distinct input evaluated once) ..."""
     rl_rollout_minutes: Annotated[float, Range(0, open_low=True)] = RlConfig.rollout_minutes
@@ -244,8 +246,8 @@ class Orchestrator:
         self.child_log: Path | None = None
         self.decisions = self.store.count_decisions()
         self.improve = ImproveConfig(rl=c.rl_config(), eval_episodes=c.eval_episodes, out=c.out)
-        self.env_model = EnvModel(self.env_names)
-        """What RL's critic has learnt of the envs (refreshed from the store every round)."""
+        self.env_model = EnvModel(modelled_envs(self.env_names, c.rl_critic))
+        """What RL's model critic has learnt of its envs (refreshed from the store every round)."""
         self.played: ReturnsCache = {}
         """Each judged version's evaluation returns: the champion is played once, not every round."""
         self.rl_log = MetricsLog(Path(c.out).parent / "logs" / "rl-rounds.jsonl",
@@ -367,7 +369,7 @@ class Orchestrator:
                                    learner_version(self.store, progress.learner, active), self.played)
         except RoundStopped:
             self.store.log_event("rl", f"RL round {progress.rounds + 1} abandoned: the agent was asked to stop")
-            self.env_model = EnvModel(self.env_names)  # it may have been stopped halfway through a refresh
+            self.env_model = EnvModel(self.env_model.envs)  # it may have been stopped halfway through a refresh
             return
         finally:
             self.in_round = False

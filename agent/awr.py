@@ -1,9 +1,9 @@
 """The default RL update: fit the advantage-weighted improvement of the rollout policy (AWR / MPO-style).
 
 Per distinct input s (a grouped row, `agent.rl`) and legal action a, with Ā(s, a) the row's per-action advantage,
-normalised per task — by default Q(s, a) − E_π_old Q(s, ·) from the empirical model of every stored outcome
-(`agent.env_model`), known for every action ever tried in s; with the "gae" critic the mean GAE advantage of the
-round's decisions that took a in s, centred and shrunk by n / (n + shrink):
+normalised per task — where the model critic applies, Q(s, a) − E_π_old Q(s, ·) from the empirical model of every
+stored outcome (`agent.env_model`), known for every action ever tried in s; where GAE does, the mean GAE advantage of
+the round's decisions that took a in s, shrunk by n / (n + shrink):
 
     π_target(a|s) ∝ max(π_old(a|s)·exp(Ā(s,a)/β) / Z(s), floor / |legal(s)|)
 
@@ -53,9 +53,9 @@ def _mean_over_decisions(values: torch.Tensor, rows: GroupedRows) -> float:
 
 def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlConfig, round_index: int = 0,
                optimizer_state: dict | None = None) -> tuple[Hrm, ValueHead, dict[str, float], dict]:
-    """Returns (a copy of the policy fitted to the round's target, the value head — refitted on the new features with
-    the "gae" critic, unchanged with the model critic, which does not use it —, metrics, the fit's optimizer state for
-    the next round). `optimizer_state` continues the previous round's Adam."""
+    """Returns (a copy of the policy fitted to the round's target, the value head — refitted on the new features where
+    some rows' advantages came from GAE, unchanged where the model critic gave them all —, metrics, the fit's
+    optimizer state for the next round). `optimizer_state` continues the previous round's Adam."""
     student, critic = copy.deepcopy(model).train(), copy.deepcopy(value_head)
     device = next(model.parameters()).device
     rows = rows.to(device)
@@ -87,7 +87,7 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
             for group in optimizer.param_groups:
                 group["lr"] = config.fit_lr * min(1.0, (step + 1) / 10)
         optimizer.step()
-    if config.critic == "gae":  # the value head follows the new features (its targets: this round's returns)
+    if not rows.modelled.all():  # GAE's value head follows the new features (its targets: this round's returns)
         logp, features = features_of(student, rows, config.batch_size)
         extra = {"value_loss": rows.fit_value_head(critic, features, config, generator)}
     else:  # the model critic needs no value head; the metrics are estimated on a sample of the rows

@@ -2,10 +2,11 @@
 
 One round: the fixed policy plays a budget of episodes (each distinct input is evaluated once and its distribution
 reused; sampling still draws per decision), every decision is recorded in the store, a critic gives each decision
-and each legal action an advantage — by default the empirical model of every stored outcome (`agent.env_model`), or
-GAE with the value head — and the decisions on one input become one row (one forward pass serves all of them). The
-update that turns the rows into a better policy is `agent.awr` (the default: fit the advantage-weighted improvement
-of the rollout policy) or `agent.ppo` (the clipped surrogate).
+and each legal action an advantage — the empirical model of every stored outcome (`agent.env_model`) where an env's
+text is its state, GAE with the value head where it is a partial view (`RlConfig.critic`) — and the decisions on one
+input become one row (one forward pass serves all of them). The update that turns the rows into a better policy is
+`agent.awr` (the default: fit the advantage-weighted improvement of the rollout policy) or `agent.ppo` (the clipped
+surrogate).
 
 Grouping is exact: for the decisions on one input that took one action the ratio is one number, so
 Σ_i min(ρA_i, clip(ρ)A_i) = min(ρ, clip ρ)·ΣA⁺ + max(ρ, clip ρ)·ΣA⁻, and Σ_i (V − R_i)² = n·V² − 2V·ΣR + ΣR².
@@ -37,9 +38,11 @@ class RlConfig:
     update: Literal["awr", "ppo"] = "awr"
     """How a round's rows become a candidate: "awr" fits π_old·exp(A/β) (agent.awr), "ppo" the clipped surrogate
     (agent.ppo)."""
-    critic: Literal["model", "gae"] = "model"
+    critic: Literal["auto", "model", "gae"] = "auto"
     """Where advantages come from: "model" — Q by value iteration on the empirical model of every outcome the store
-    holds (agent.env_model); "gae" — GAE(γ, λ) on the round's returns with the value head."""
+    holds (agent.env_model); "gae" — GAE(γ, λ) on the round's returns with the value head; "auto" — per env, the
+    model where the env's text is its state (`TextEnv.text_is_state`: its inputs recur, and are states), GAE where
+    it is a partial view whose inputs are rarely seen twice (BabyAI, TextWorld)."""
     rollout_decisions: int = 32_768
     """Decisions a round plays (episodes already started are finished, so every recorded episode is complete)."""
     rollout_minutes: float = 3.0
@@ -263,7 +266,8 @@ class GroupedRows:
     ret_sq: torch.Tensor  # (G,) Σ of their squares
     old_logp: torch.Tensor  # (G, A) log π_old (0 past the row's legal actions)
     legal: torch.Tensor  # (G, A) bool: the row's legal actions
-    advantage: torch.Tensor  # (G, A) each action's advantage in the row's input, centred on the input (AWR's Ā)
+    advantage: torch.Tensor  # (G, A) each action's advantage in the row's input (AWR's Ā)
+    modelled: torch.Tensor  # (G,) bool: the row's advantages are the model critic's (else from its decisions' GAE)
 
     def __len__(self) -> int:
         return len(self.ret_sum)
@@ -309,9 +313,11 @@ def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarra
                shrink: float = 2.0) -> GroupedRows:
     """Returns the update's rows: one per distinct input with `grouped`, one per decision otherwise.
 
-    Each row's per-action advantage is `action_advantages[input]` when given (a critic that knows every action's
-    value); otherwise the mean advantage of the decisions that took the action, centred on the input's mean and
-    shrunk by n / (n + shrink) (0 for actions not taken)."""
+    Each row's per-action advantage is `action_advantages[input]` where it has the input (a critic that knows every
+    action's value); otherwise the mean advantage of the decisions that took the action, shrunk by n / (n + shrink)
+    (0 for actions not taken). Not centred on the input's mean: GAE's advantages already have the value head as their
+    baseline, and where inputs are seen once (BabyAI) centring left every row at 0 — a round's target moved the
+    policy by a KL of 0.002."""
     groups: dict[tuple, list[int]] = {}
     for i, s in enumerate(steps):
         groups.setdefault(_key(s.observation) if grouped else (i,), []).append(i)
@@ -330,15 +336,14 @@ def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarra
         old_logp[row, :n] = firsts[row].logp_all
         legal[row, :n] = True
     ret = [returns[m] for m in members]
-    if action_advantages is not None:
-        advantage = np.zeros_like(count)
-        for row, first in enumerate(firsts):
-            table = action_advantages[_key(first.observation)]
-            advantage[row, :len(table)] = table
-    else:
-        total = adv_pos + adv_neg
-        state_mean = total.sum(-1, keepdims=True) / np.maximum(count.sum(-1, keepdims=True), 1)
-        advantage = np.where(count > 0, (total / np.maximum(count, 1) - state_mean) * count / (count + shrink), 0.0)
+    total = adv_pos + adv_neg
+    advantage = total / (count + shrink)  # the mean over the n decisions, times n / (n + shrink)
+    tables = action_advantages or {}
+    modelled = np.array([_key(first.observation) in tables for first in firsts], dtype=bool)
+    for row in modelled.nonzero()[0]:
+        table = tables[_key(firsts[row].observation)]
+        advantage[row] = 0.0
+        advantage[row, :len(table)] = table
 
     def tensor(values) -> torch.Tensor:
         return torch.tensor(np.asarray(values, dtype=np.float64), dtype=torch.float32)
@@ -346,7 +351,8 @@ def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarra
     return GroupedRows(batch=encoder.encode([_key(s.observation) for s in firsts]), count=tensor(count),
                        adv_pos=tensor(adv_pos), adv_neg=tensor(adv_neg), ret_sum=tensor([r.sum() for r in ret]),
                        ret_sq=tensor([(r ** 2).sum() for r in ret]), old_logp=tensor(old_logp),
-                       legal=torch.from_numpy(legal), advantage=tensor(advantage))
+                       legal=torch.from_numpy(legal), advantage=tensor(advantage),
+                       modelled=torch.from_numpy(modelled))
 
 
 

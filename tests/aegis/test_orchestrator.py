@@ -17,6 +17,7 @@ from aegis.improve import (
     judge,
     learner_version,
     load_optimizer_state,
+    modelled_envs,
     optimizer_path,
     settle,
 )
@@ -233,6 +234,12 @@ def test_where_the_text_is_not_the_state_the_judge_plays_as_the_agent_acts():
     assert not report["BabyAI-GoToRedBall"]["greedy"] and report["BabyAI-GoToRedBall"]["champion"] > 0
     assert report["BabyAI-GoToRedBall"]["difference"] == 0.0 and report["accepted"]
     assert judge(RandomPolicy(), RandomPolicy(), ["Taxi-v4"], ImproveConfig(eval_episodes=2))["Taxi-v4"]["greedy"]
+
+
+def test_the_auto_critic_models_the_envs_whose_text_is_their_state_and_uses_gae_for_partial_views():
+    envs = ["FrozenLake-v1", "BabyAI-GoToLocal", "Taxi-v4"]
+    assert modelled_envs(envs, "auto") == ["FrozenLake-v1", "Taxi-v4"]
+    assert modelled_envs(envs, "model") == envs and modelled_envs(envs, "gae") == []
 
 
 class Split:

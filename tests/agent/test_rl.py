@@ -96,6 +96,21 @@ def _rows_and_refs(grouped: bool):
     return model, head, group_rows(steps, advantages, returns, policy.encoder, grouped=grouped)
 
 
+def test_rows_take_the_models_advantages_where_it_knows_the_input_and_their_decisions_elsewhere():
+    # the "auto" critic: one round holds rows of modelled envs (the model's table per input) and of partial views
+    policy = RlPolicy(small_student(halting=False), ValueHead(32), seed=0)
+    steps = collect_rollouts(policy, [make_env("Taxi-v4") for _ in range(4)], ExperienceStore("sqlite://"), 120,
+                             seed=0)
+    advantages, returns = torch.linspace(-1, 1, len(steps)).double().numpy(), torch.zeros(len(steps)).numpy()
+    first = steps[0].observation
+    table = {(first.text, first.legal_actions, first.task_id): torch.arange(6.0).double().numpy()}
+    mixed = group_rows(steps, advantages, returns, policy.encoder, action_advantages=table)
+    plain = group_rows(steps, advantages, returns, policy.encoder)
+    assert mixed.modelled.tolist() == [True] + [False] * (len(mixed) - 1) and not plain.modelled.any()
+    assert mixed.advantage[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert torch.equal(mixed.advantage[1:], plain.advantage[1:])
+
+
 def test_grouped_rows_give_the_ungrouped_loss_and_gradient():
     results = {}
     for grouped in (True, False):
@@ -225,7 +240,7 @@ def test_awr_learns_a_corridor_from_a_near_uniform_start(tmp_path):
         model, head, _, state["optimizer"] = awr_update(model, head, rows, config, round_index, state["optimizer"])
         return model, head
 
-    learn_corridor(tmp_path, update, critic=config.critic)
+    learn_corridor(tmp_path, update, critic="model")
 
 
 def test_the_awr_target_favours_better_actions_and_keeps_every_action_tried():
@@ -235,13 +250,12 @@ def test_the_awr_target_favours_better_actions_and_keeps_every_action_tried():
     assert torch.allclose(probs.sum(-1), torch.ones(len(rows)), atol=1e-5)
     assert (probs[~rows.legal] == 0).all()
     assert (probs[rows.legal] >= 0.1 / 6 / 1.1 - 1e-6).all()  # the floor: every legal action keeps being sampled
-    mean_adv = (rows.adv_pos + rows.adv_neg) / rows.count.clamp(min=1)
-    for g in range(len(rows)):  # within a state, the action with the best mean advantage gains on the worst
+    for g in range(len(rows)):  # within a state, the action with the best advantage gains on the worst
         taken = (rows.count[g] > 0).nonzero().squeeze(1)
         if len(taken) < 2:
             continue
-        best, worst = taken[mean_adv[g, taken].argmax()], taken[mean_adv[g, taken].argmin()]
-        if mean_adv[g, best] > mean_adv[g, worst]:
+        best, worst = taken[rows.advantage[g, taken].argmax()], taken[rows.advantage[g, taken].argmin()]
+        if rows.advantage[g, best] > rows.advantage[g, worst]:
             assert probs[g, best] / probs[g, worst] > old[g, best] / old[g, worst]
 
 
