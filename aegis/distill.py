@@ -24,6 +24,7 @@ from data.datasets import DistillationData, build_distillation_data
 from data.store import DEFAULT_DB, DEFAULT_MODELS, ExperienceStore, StoreError, absolute_db
 from hrm import CheckpointError, Hrm, HrmConfig, TrainConfig, Trainer, fit, pick_device
 from hrm.cli import Range, check_ranges, parse_args
+from hrm.device import resolve_precision
 from hrm.distributed import init_distributed
 from hrm.runlog import MetricsLog
 
@@ -61,7 +62,7 @@ class DistillArgs:
     device: str | None = None
     """cpu, cuda, cuda:N or mps (default: the best available)."""
     mixed_precision: Literal["auto", "none", "bf16", "fp16"] = "auto"
-    """Autocast dtype; auto = bf16 where the hardware runs it fast (CUDA), fp32 elsewhere."""
+    """Autocast dtype; auto = bf16 where the hardware runs it natively (CUDA, a CPU with AMX), fp32 elsewhere."""
     grad_clip: Annotated[float, Range(0)] = 1.0
     """Gradient-norm clip (0 disables)."""
     threshold: Annotated[float, Range(0, 1)] = 0.70
@@ -129,10 +130,8 @@ def model_config(args: DistillArgs) -> HrmConfig:
 
 
 def mixed_precision_for(args: DistillArgs, device: torch.device) -> str:
-    """Returns the autocast setting: bf16 on CUDA for "auto" (a CPU runs bf16 matmuls slower than fp32)."""
-    if args.mixed_precision != "auto":
-        return args.mixed_precision
-    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "none"
+    """Returns the autocast setting: for "auto", bf16 where the device runs it natively (`native_bf16`)."""
+    return resolve_precision(args.mixed_precision, device)
 
 
 def dry_run(args: DistillArgs) -> dict:

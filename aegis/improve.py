@@ -154,7 +154,7 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
         champion_model = load_model(active.checkpoint_path, device)
         learner_model = champion_model if learner.id == active.id else load_model(learner.checkpoint_path, device)
         policy = RlPolicy(learner_model, load_value_head(learner.checkpoint_path, learner_model), learner.id,
-                          seed=rl.seed + round_index)
+                          seed=rl.seed + round_index, precision=rl.precision)
         games = [make_env(env) for env in envs for _ in range(rl.games_per_env)]
         started = time.perf_counter()
         steps = collect_rollouts(policy, games, store, rl.rollout_decisions, seed=rl.seed * 1_000 + round_index,
@@ -189,8 +189,8 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
         version = store.add_model_version("rl", path, metrics, parent_id=learner.id)
         with torch.no_grad():
             judged = time.perf_counter()
-            report = judge(HrmPolicy(champion_model, active.id), HrmPolicy(candidate, version), envs, config,
-                           played)
+            report = judge(HrmPolicy(champion_model, active.id, precision=rl.precision),
+                           HrmPolicy(candidate, version, precision=rl.precision), envs, config, played)
         metrics |= seconds | {"judge_s": time.perf_counter() - judged}
     except RoundStopped:
         store.finish_training_run(run_id, "interrupted", error="interrupted: the agent was asked to stop")

@@ -156,6 +156,10 @@ class AgentConfig:
     seed: int = 0
     device: str | None = None
     """Device of the HRM and GPT-2 (default: the best available)."""
+    precision: Literal["auto", "none", "bf16"] = "auto"
+    """Autocast dtype of the HRM wherever the agent runs it — acting, distillation, RL rounds and their judge. auto:
+    bf16 where the hardware runs it natively (CUDA with bf16, a CPU with AMX: the student acts ~2× faster), fp32
+    elsewhere (a CPU without AMX emulates bf16 and is slower)."""
     out: str = DEFAULT_MODELS
     """Folder for checkpoints (logs go to its sibling logs/: the distillation child's output, rl-rounds.jsonl)."""
     tensorboard: str | None = None
@@ -174,7 +178,8 @@ class AgentConfig:
         flags = ["--epochs", str(self.distill_epochs), "--batch-size", str(self.distill_batch_size), "--lr",
                  str(self.distill_lr), "--distinct" if self.distill_distinct else "--no-distinct", "--min-examples",
                  str(self.distill_min_examples), "--patience", str(self.distill_patience), "--give-up",
-                 str(self.distill_give_up), "--checkpoint-minutes", str(self.distill_checkpoint_minutes)]
+                 str(self.distill_give_up), "--checkpoint-minutes", str(self.distill_checkpoint_minutes),
+                 "--mixed-precision", self.precision]
         if self.distill_halt_max_steps is not None:
             flags += ["--halt-max-steps", str(self.distill_halt_max_steps)]
         if self.distill_hidden_size is not None:
@@ -198,7 +203,7 @@ class AgentConfig:
                         fit_steps=self.rl_fit_steps, fit_lr=self.rl_fit_lr, ppo_lr=self.rl_ppo_lr,
                         ppo_epochs=self.rl_ppo_epochs, ppo_clip=self.rl_ppo_clip, ppo_entropy=self.rl_ppo_entropy,
                         ppo_kl=self.rl_ppo_kl, ppo_kl_decay=self.rl_ppo_kl_decay,
-                        ppo_target_kl=self.rl_ppo_target_kl, seed=self.seed)
+                        ppo_target_kl=self.rl_ppo_target_kl, seed=self.seed, precision=self.precision)
 
 
 def _die_with_parent() -> None:
@@ -238,7 +243,7 @@ class Orchestrator:
         self.teacher = make_teacher(c.teacher, seed=c.seed, temperature=c.temperature, device=c.device)
         canary_env = make_env(self.env_names[0])
         canary_env.reset(seed=0)
-        self.slot = PolicySlot(self.store, self.teacher, canary_env.observe(), device=c.device)
+        self.slot = PolicySlot(self.store, self.teacher, canary_env.observe(), device=c.device, precision=c.precision)
         self.slot.sync()
         slots = [self.env_names[i % len(self.env_names)] for i in range(c.num_envs)]
         self.runner = VectorRunner(slots, self.store, self.slot.policy, seed=c.seed + int(time.time()) % 100_000)

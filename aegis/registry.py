@@ -51,6 +51,8 @@ class PolicySlot:
     canary: Observation
     """A fixed observation every new model must answer before it serves."""
     device: str | None = None
+    precision: str = "auto"
+    """The HRM's autocast dtype (`HrmPolicy`)."""
     policy: Policy = field(init=False)
     version: int | None = field(init=False, default=None)
     failed: set[int] = field(init=False, default_factory=set)
@@ -70,7 +72,8 @@ class PolicySlot:
             self.store.log_event("swap", f"no active model: {self.fallback.name} acts again")
             return True
         try:
-            candidate = HrmPolicy.load(active.checkpoint_path, active.id, device=self.device)
+            candidate = HrmPolicy.load(active.checkpoint_path, active.id, device=self.device,
+                                       precision=self.precision)
             [decision] = candidate.decide([self.canary], greedy=True)
             if not 0 <= decision.action < len(self.canary.legal_actions):
                 raise ValueError(f"canary answer {decision.action} is not a legal action index")

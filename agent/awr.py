@@ -79,7 +79,7 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
         for rows_of_task in members:  # one pass per task: a Taxi row is not computed at FrozenLake's length
             drawn = torch.multinomial(draw[rows_of_task], per_task, replacement=True, generator=generator)
             part = rows_of_task[drawn].to(device)
-            logp, _ = forward_rows(student, rows.batch, part)
+            logp, _ = forward_rows(student, rows.batch, part, config.precision)
             cross_entropy = -(target[part].exp() * logp.masked_fill(~rows.legal[part], 0.0)).sum(-1)
             (cross_entropy.sum() / (per_task * len(members))).backward()  # the batch mean, accumulated
         nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
@@ -88,12 +88,12 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
                 group["lr"] = config.fit_lr * min(1.0, (step + 1) / 10)
         optimizer.step()
     if not rows.modelled.all():  # GAE's value head follows the new features (its targets: this round's returns)
-        logp, features = features_of(student, rows, config.batch_size)
+        logp, features = features_of(student, rows, config.batch_size, config.precision)
         extra = {"value_loss": rows.fit_value_head(critic, features, config, generator)}
     else:  # the model critic needs no value head; the metrics are estimated on a sample of the rows
         sample = torch.randperm(len(rows), generator=generator)[:METRIC_ROWS].sort().values
         rows, target = rows.subset(sample), target[sample.to(device)]
-        logp, _ = features_of(student, rows, config.batch_size)
+        logp, _ = features_of(student, rows, config.batch_size, config.precision)
         extra = {}
     legal = rows.legal
     safe, goal, old = (t.masked_fill(~legal, 0.0) for t in (logp, target, rows.old_logp))

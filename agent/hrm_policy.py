@@ -8,14 +8,18 @@ import torch
 from agent.policy import Decision, Observation, decision_from_scores
 from agent.student import StudentEncoder, by_length, candidate_log_probs
 from hrm import Hrm, load_model
+from hrm.device import autocast, resolve_precision
 
 
 class HrmPolicy:
-    """Batched decisions from an HRM with adaptive halting (halt_max_steps stays the bound)."""
+    """Batched decisions from an HRM with adaptive halting (halt_max_steps stays the bound). `precision` is the
+    autocast dtype of its forward pass ("auto": bf16 where the hardware runs it natively, `hrm.device.native_bf16`)."""
 
     def __init__(self, model: Hrm, version: int | None = None, adaptive: bool = True, temperature: float = 1.0,
-                 seed: int = 0, memo_size: int = 100_000):
+                 seed: int = 0, memo_size: int = 100_000, precision: str = "auto"):
         self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.precision = resolve_precision(precision, self.device)
         self.version = version
         self.name = "hrm" if version is None else f"hrm:v{version}"
         self.adaptive = adaptive
@@ -38,8 +42,7 @@ class HrmPolicy:
     def batch(self, observations: list[Observation]) -> dict[str, torch.Tensor]:
         """Returns the model inputs for `observations` on the model's device."""
         items = [(o.text, o.legal_actions, o.task_id) for o in observations]
-        device = next(self.model.parameters()).device
-        return {k: v.to(device) for k, v in self.encoder.encode(items).items()}
+        return {k: v.to(self.device) for k, v in self.encoder.encode(items).items()}
 
     @torch.no_grad()
     def action_scores(self, observations: list[Observation]) -> torch.Tensor:
@@ -51,7 +54,8 @@ class HrmPolicy:
         steps = torch.empty(len(observations), dtype=torch.int32)
         for rows in by_length(batch, len(observations)):
             part = {k: v[rows] for k, v in batch.items()}
-            prediction = self.model.predict(part, adaptive=self.adaptive)
+            with autocast(self.device, self.precision):
+                prediction = self.model.predict(part, adaptive=self.adaptive)
             steps[rows.cpu()] = prediction.steps.cpu()
             scores[rows.cpu()] = candidate_log_probs(prediction.logits, part["candidates"]).cpu()
         self.last_steps = steps.tolist()

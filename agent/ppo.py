@@ -50,8 +50,9 @@ def ppo_update(model: Hrm, value_head: ValueHead, reference: Hrm, rows: GroupedR
     kl_coef = config.ppo_kl * config.ppo_kl_decay ** round_index
     decisions = float(rows.decisions.sum())
     chunks = by_length(rows.batch, config.ppo_batch_size)
-    ref_logp, _ = features_of(reference, rows, config.ppo_batch_size)  # the fixed reference distribution
-    _, features = features_of(student, rows, config.ppo_batch_size)
+    # the fixed reference distribution
+    ref_logp, _ = features_of(reference, rows, config.ppo_batch_size, config.precision)
+    _, features = features_of(student, rows, config.ppo_batch_size, config.precision)
     rows.fit_value_head(critic, features, config, generator)  # critic warm-up before the policy moves
     student.train()
     critic.train()
@@ -64,8 +65,8 @@ def ppo_update(model: Hrm, value_head: ValueHead, reference: Hrm, rows: GroupedR
         epoch_totals = dict.fromkeys(totals, 0.0)
         kl_sum = 0.0
         for index in order:
-            logp, state = forward_rows(student, rows.batch, index)
-            loss, terms = ppo_loss(logp, critic(state), ref_logp[index], rows, index, config, kl_coef)
+            logp, state = forward_rows(student, rows.batch, index, config.precision)
+            loss, terms = ppo_loss(logp, critic(state.float()), ref_logp[index], rows, index, config, kl_coef)
             optimizer.zero_grad(set_to_none=True)
             (loss / float(rows.decisions[index].sum())).backward()
             nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)

@@ -29,6 +29,7 @@ from agent.runner import Game, step_and_record
 from agent.student import StudentEncoder, acting_log_probs, by_length
 from data.store import EpisodeStart, ExperienceStore
 from hrm import Hrm
+from hrm.device import autocast, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class RlConfig:
     """Epochs fitting the value head on cached features (cheap: a small MLP on a few hundred rows)."""
     batch_size: int = 16
     """Grouped rows per optimizer step."""
+    precision: Literal["auto", "none", "bf16"] = "auto"
+    """Autocast dtype of the rollouts' and the update's forward passes ("auto": bf16 where the hardware runs it
+    natively — CUDA, a CPU with AMX —, fp32 elsewhere; `hrm.device.native_bf16`)."""
     grad_clip: float = 1.0
     seed: int = 0
     # --- awr -------------------------------------------------------------------------------------------------------
@@ -116,8 +120,9 @@ class RlPolicy:
     fixed while it plays) and sampling draws from the stored distribution."""
 
     def __init__(self, model: Hrm, value_head: ValueHead, version: int | None = None, seed: int = 0,
-                 memoise: bool = True, batch_size: int = 64):
+                 memoise: bool = True, batch_size: int = 64, precision: str = "auto"):
         self.model, self.value_head = model.eval(), value_head.eval()
+        self.precision = precision
         self.version = version
         self.name = "hrm" if version is None else f"hrm:v{version}"
         self.encoder = StudentEncoder.for_model(model)
@@ -133,12 +138,10 @@ class RlPolicy:
         todo = list({_key(o): o for o in observations if not (self.memoise and _key(o) in self.memo)}.values())
         fresh: dict[tuple, tuple[np.ndarray, float]] = {}
         if todo:
-            device = next(self.model.parameters()).device
             batch = self.encoder.encode([_key(o) for o in todo])
             for rows in by_length(batch, self.batch_size):
-                part = {k: v[rows].to(device) for k, v in batch.items()}
-                logp, state = acting_log_probs(self.model, part)
-                values = self.value_head(state)
+                logp, state = forward_rows(self.model, batch, rows, self.precision)
+                values = self.value_head(state.float())
                 for r, lp, v in zip(rows.tolist(), logp.double().cpu().numpy(), values.tolist(), strict=True):
                     n = len(todo[r].legal_actions)
                     fresh[_key(todo[r])] = (softmax(lp[:n]), float(v))
@@ -356,19 +359,23 @@ def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarra
 
 
 
-def forward_rows(model: Hrm, batch: dict[str, torch.Tensor], index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns (log π, first-position state) of the rows at `index`, as the acting policy halts."""
+def forward_rows(model: Hrm, batch: dict[str, torch.Tensor], index: torch.Tensor,
+                 precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns (log π, first-position state) of the rows at `index`, as the acting policy halts, the forward pass
+    autocast to `precision` (`hrm.device.resolve_precision`; log π is fp32 either way)."""
     device = next(model.parameters()).device
-    return acting_log_probs(model, {k: v[index].to(device) for k, v in batch.items()})
+    with autocast(device, resolve_precision(precision, device)):
+        return acting_log_probs(model, {k: v[index].to(device) for k, v in batch.items()})
 
 
-def features_of(model: Hrm, rows: "GroupedRows", batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def features_of(model: Hrm, rows: "GroupedRows", batch_size: int,
+                precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Returns ((G, A) log π, (G, D) first-position states) of every row, without gradient."""
     device = next(model.parameters()).device
     logp = torch.empty(len(rows), rows.batch["candidates"].shape[1], device=device)
     features = torch.empty(len(rows), model.config.hidden_size, device=device)
     with torch.no_grad():
         for index in by_length(rows.batch, batch_size):
-            logp[index], state = forward_rows(model.eval(), rows.batch, index)
+            logp[index], state = forward_rows(model.eval(), rows.batch, index, precision)
             features[index] = state.float()
     return logp, features

@@ -110,7 +110,7 @@ def build_parser(cls, prog: str | None = None, description: str | None = None) -
     hints = typing.get_type_hints(cls, include_extras=True)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
-        help_text = docs.get(f.name, " ")
+        help_text = docs.get(f.name, " ").replace("%", "%%")  # argparse formats help: "70 %" must stay text
         annotation, allowed = _split_annotation(hints[f.name])
         if annotation is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)

@@ -5,6 +5,8 @@ import contextlib
 import torch
 
 MIXED_PRECISION = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("auto", *MIXED_PRECISION)
+"""What a `precision` setting may say: "auto" resolves per device (`resolve_precision`)."""
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -19,6 +21,26 @@ def pick_device(requested: str | None = None) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True where bf16 matmuls run natively: CUDA with bf16, or a CPU with AMX tiles (Sapphire Rapids and later),
+    where oneDNN runs them ~2× faster than fp32 — the agent's student acts in half the time. A CPU without AMX
+    emulates bf16 and is slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return device.type == "cpu" and amx is not None and bool(amx()) and torch.backends.mkldnn.is_available()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """Returns the mixed precision to run in: `precision` itself, or for "auto" bf16 where `native_bf16`, else
+    none."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "none"
 
 
 def autocast(device: torch.device, mixed_precision: str):

@@ -57,3 +57,12 @@ def test_the_scripts_refuse_a_bad_flag_in_one_line_before_anything_runs(command,
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and command[1] in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "aegis.db").exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize("cls", [AgentConfig, DistillArgs])
+def test_help_lists_every_flag_with_its_text(cls):
+    """--help must render: a field's text such as "70 %" once made argparse's formatting crash train_hrm.py --help."""
+    text = build_parser(cls, prog="x").format_help()
+    for f in dataclasses.fields(cls):
+        assert "--" + f.name.replace("_", "-") in text
+    assert "70 %" in build_parser(DistillArgs, prog="x").format_help()

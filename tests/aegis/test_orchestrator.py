@@ -167,8 +167,10 @@ def test_no_rl_round_starts_that_would_end_after_the_runs_duration(tmp_path, mak
     rounds = []
     monkeypatch.setattr("aegis.orchestrator.improve_round", lambda *args: rounds.append(args) or 1 / 0)
     orch.last_round_s = 900.0  # the last round took longer than the 600 s the run has left
-    for _ in range(30):
+    for _ in range(2000):  # until an episode the student began has ended (the first two began under the teacher)
         orch.step()
+        if orch.store.events(kind="rl"):
+            break
     assert not rounds and orch.run_episodes > 0  # the student acted on; no round was started
     assert "no more RL rounds" in orch.store.events(kind="rl")[0].message
     orch.last_round_s = 60.0

@@ -5,6 +5,7 @@ exploring, and both updates (AWR, the default, and PPO) learn a small text env f
 import dataclasses
 
 import gymnasium
+import pytest
 import torch
 
 from agent.awr import awr_targets, awr_update
@@ -17,6 +18,7 @@ from agent.rl import (
     RlPolicy,
     ValueHead,
     collect_rollouts,
+    forward_rows,
     gae,
     group_rows,
     model_advantages,
@@ -48,15 +50,20 @@ def taxi_observations(n: int) -> list:
     return out
 
 
-def test_log_probs_are_those_of_the_acting_policy_with_adaptive_halting():
+@pytest.mark.parametrize("precision", ["none", "bf16"])
+def test_log_probs_are_those_of_the_acting_policy_with_adaptive_halting(precision):
+    """RL's forward pass (`forward_rows`, as rollouts and updates run it) is the acting policy's, in either precision
+    (bf16 is what "auto" runs on a CPU with AMX)."""
     model = small_student(seed=1)
-    policy = HrmPolicy(model)
+    policy = HrmPolicy(model, precision=precision)
     observations = taxi_observations(12)
     acting = torch.log_softmax(policy.action_scores(observations), -1)
     assert len(set(policy.last_steps)) > 1  # rows halted at different segments
+    batch = policy.batch(observations)
     with torch.no_grad():
-        learning, _ = acting_log_probs(model, policy.batch(observations))
-    torch.testing.assert_close(learning, acting, atol=1e-5, rtol=1e-5)
+        learning, _ = forward_rows(model, batch, torch.arange(len(observations)), precision)
+    tolerance = 1e-5 if precision == "none" else 2e-2
+    torch.testing.assert_close(learning, acting, atol=tolerance, rtol=tolerance)
 
 
 def test_memoised_rollouts_make_the_same_decisions_and_evaluate_each_input_once(tmp_path):
