@@ -12,7 +12,7 @@ import torch
 from aegis.state import this_process
 from agent.awr import awr_update
 from agent.env_model import EnvModel
-from agent.envs import make_env
+from agent.envs import env_class, make_env
 from agent.evaluation import episode_returns, paired_difference
 from agent.hrm_policy import HrmPolicy
 from agent.ppo import ppo_update
@@ -64,7 +64,7 @@ def judge(champion: HrmPolicy, challenger: HrmPolicy, envs: list[str], config: I
     cache = {} if cache is None else cache
     report: dict = {}
     for env in envs:
-        greedy = _text_is_state(env)
+        greedy = env_class(env).text_is_state
         old, new = (_returns(policy, env, seeds, greedy, cache) for policy in (champion, challenger))
         mean, stderr = paired_difference(new, old)
         worse = mean < -config.noise * stderr if np.isfinite(stderr) else mean < 0
@@ -76,13 +76,7 @@ def judge(champion: HrmPolicy, challenger: HrmPolicy, envs: list[str], config: I
 
 def modelled_envs(envs: list[str], critic: str) -> list[str]:
     """Returns the envs whose advantages the empirical model gives (`RlConfig.critic`); GAE gives the others'."""
-    return [env for env in envs if critic == "model" or (critic == "auto" and _text_is_state(env))]
-
-
-def _text_is_state(env_name: str) -> bool:
-    env = make_env(env_name)
-    env.close()
-    return env.text_is_state
+    return [env for env in envs if critic == "model" or (critic == "auto" and env_class(env).text_is_state)]
 
 
 def _returns(policy: HrmPolicy, env: str, seeds: list[int], greedy: bool, cache: ReturnsCache) -> np.ndarray:

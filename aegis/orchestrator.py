@@ -33,7 +33,7 @@ from aegis.registry import PolicySlot
 from aegis.state import process_gone, read_rl, write_rl
 from aegis.teachers import make_teacher
 from agent.env_model import EnvModel
-from agent.envs import make_env
+from agent.envs import env_class, make_env
 from agent.hrm_policy import HrmPolicy
 from agent.rl import RlConfig
 from agent.runner import FinishedEpisode, VectorRunner
@@ -193,7 +193,7 @@ class AgentConfig:
         """Returns the distilled student's preset: the one asked for, or for auto the one the envs need."""
         if self.distill_preset != "auto":
             return self.distill_preset
-        return "agent-29m-long" if any(make_env(name).long_text for name in env_names(self.envs)) else "agent-29m"
+        return "agent-29m-long" if any(env_class(name).long_text for name in env_names(self.envs)) else "agent-29m"
 
     def rl_config(self) -> RlConfig:
         """Returns the RL rounds' settings."""

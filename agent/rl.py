@@ -70,7 +70,8 @@ class RlConfig:
     beta: float = 0.5
     """AWR: temperature on the per-task normalised advantages (lower = greedier steps)."""
     floor: float = 0.2
-    """AWR: share of the target spread uniformly over the legal actions, so every action keeps being tried."""
+    """AWR: share of the target spread uniformly over the legal actions, so every action keeps being tried — where
+    the model critic gives the advantages (GAE's rows get none: `agent.awr`)."""
     shrink: float = 2.0
     """AWR with the "gae" critic: an action's mean advantage is shrunk by n / (n + shrink) when n decisions took it."""
     fit_steps: int = 96

@@ -71,23 +71,32 @@ ENV_NAMES: tuple[str, ...] = tuple(_SPECS)
 TASK_IDS: dict[str, int] = {name: spec.task_id for name, spec in _SPECS.items()}
 
 
-def make_env(name: str) -> TextEnv:
-    """Return a new TextEnv for a registered name or a user's `module:Class`; a ValueError says what is wrong in one
-    line (for an unknown name: the choices)."""
+def env_class(name: str) -> type[TextEnv]:
+    """Returns the TextEnv class of a registered name or a user's `module:Class`, without making the env (its class
+    attributes — `text_is_state`, `long_text` — say how the agent treats it); a ValueError as `make_env`'s."""
     if ":" in name:
-        return _user_env(name)
+        return _user_class(name)
     if name not in _SPECS:
         raise ValueError(f"unknown environment {name!r}; choose one of: {', '.join(ENV_NAMES)}, or name your own "
                          "TextEnv as module:Class")
-    spec = _SPECS[name]
-    text_env = spec.text_env
+    text_env = _SPECS[name].text_env
     if isinstance(text_env, str):
         module, cls = text_env.split(":")
         text_env = getattr(importlib.import_module(module), cls)  # also registers the module's gymnasium ids
-    return text_env(name, spec.task_id, gymnasium.make(spec.gym_id, **spec.make_kwargs))
+    return text_env
 
 
-def _user_env(name: str) -> TextEnv:
+def make_env(name: str) -> TextEnv:
+    """Return a new TextEnv for a registered name or a user's `module:Class`; a ValueError says what is wrong in one
+    line (for an unknown name: the choices)."""
+    cls = env_class(name)
+    if ":" in name:
+        return cls(name, cls.user_task_id, cls.make_gym())
+    spec = _SPECS[name]
+    return cls(name, spec.task_id, gymnasium.make(spec.gym_id, **spec.make_kwargs))
+
+
+def _user_class(name: str) -> type[TextEnv]:
     module, _, attribute = name.partition(":")
     try:
         cls = getattr(importlib.import_module(module), attribute)
@@ -102,4 +111,4 @@ def _user_env(name: str) -> TextEnv:
                          f"{FIRST_USER_TASK} to {LAST_USER_TASK} (its row of the HRM's task embedding)")
     if not callable(getattr(cls, "make_gym", None)):
         raise ValueError(f"environment {name!r}: add a classmethod make_gym() that returns its gymnasium env")
-    return cls(name, task_id, cls.make_gym())
+    return cls

@@ -252,6 +252,7 @@ def test_awr_learns_a_corridor_from_a_near_uniform_start(tmp_path):
 
 def test_the_awr_target_favours_better_actions_and_keeps_every_action_tried():
     model, head, rows = _rows_and_refs(grouped=True)
+    rows = dataclasses.replace(rows, modelled=torch.ones(len(rows), dtype=torch.bool))  # the floor's rows
     target = awr_targets(rows, beta=0.5, floor=0.1)
     probs, old = target.exp(), rows.old_logp.exp() * rows.legal
     assert torch.allclose(probs.sum(-1), torch.ones(len(rows)), atol=1e-5)
@@ -269,14 +270,19 @@ def test_the_awr_target_favours_better_actions_and_keeps_every_action_tried():
 def test_where_the_critic_knows_nothing_the_awr_target_leaves_the_policy_as_it_is():
     # the floor bounds each action from below; it does not pull a policy that respects it towards uniform, round after
     # round (the mixture it replaced took a BabyAI learner's entropy from 1.00 to 1.57 in four rejected rounds)
+    # GAE's rows (partial views) get no floor at all: a distilled BabyAI student's ruled-out actions stay ruled out
     _, _, rows = _rows_and_refs(grouped=True)
     peaked = torch.tensor([0.80, 0.10, 0.04, 0.03, 0.02, 0.01])[: rows.legal.shape[1]]
     old = (peaked / peaked.sum()).log().expand(len(rows), -1) * rows.legal
-    blank = dataclasses.replace(rows, old_logp=old, advantage=torch.zeros_like(rows.advantage))
+    blank = dataclasses.replace(rows, old_logp=old, advantage=torch.zeros_like(rows.advantage),
+                                modelled=torch.ones(len(rows), dtype=torch.bool))
     target = awr_targets(blank, beta=0.5, floor=0.06)  # 0.01 per action of six: below π_old everywhere
     assert torch.allclose(target.exp() * rows.legal, old.exp() * rows.legal, atol=1e-6)
     lowered = awr_targets(blank, beta=0.5, floor=0.2).exp()  # 0.033 per action: the rarest are lifted
     assert (lowered[:, 4:6] > peaked[4:6] * 1.5).all() and (lowered[:, 0] > 0.75).all()
+    gae_rows = dataclasses.replace(blank, modelled=torch.zeros(len(rows), dtype=torch.bool))
+    unfloored = awr_targets(gae_rows, beta=0.5, floor=0.2).exp()
+    assert torch.allclose(unfloored * rows.legal, old.exp() * rows.legal, atol=1e-6)
 
 
 def _at(cell: int):

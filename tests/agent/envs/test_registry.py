@@ -6,7 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import agent.envs.base
-from agent.envs import ENV_NAMES, MAX_TASKS, TASK_IDS, make_env
+from agent.envs import ENV_NAMES, MAX_TASKS, TASK_IDS, env_class, make_env
 
 # name → (gymnasium id, make kwargs, step limit): what each text env must wrap.
 GYMNASIUM = {
@@ -33,8 +33,18 @@ def test_task_ids_are_stable_and_unique():
 
 
 def test_unknown_name_lists_the_choices():
-    with pytest.raises(ValueError, match="unknown environment 'Pong'.*FrozenLake-v1, FrozenLake-v1-8x8, Taxi-v4"):
-        make_env("Pong")
+    for lookup in (make_env, env_class):
+        with pytest.raises(ValueError, match="unknown environment 'Pong'.*FrozenLake-v1, FrozenLake-v1-8x8, Taxi-v4"):
+            lookup("Pong")
+
+
+def test_an_envs_class_says_how_the_agent_treats_it_without_making_it():
+    """RL judges greedily and uses the model critic where the text is the state; long text needs the long student."""
+    for name in ENV_NAMES:
+        assert type(make_env(name)) is env_class(name)
+    assert env_class("Taxi-v4").text_is_state and env_class("Blackjack-v1").text_is_state
+    assert not env_class("BabyAI-GoToLocal").text_is_state and not env_class("TextWorld-medium").text_is_state
+    assert env_class("TextWorld-simple").long_text and not env_class("FrozenLake-v1").long_text
 
 
 @pytest.mark.parametrize("name", GYMNASIUM)
