@@ -148,7 +148,8 @@ def rl_rounds(store: ExperienceStore, envs: list[str]) -> list[dict]:
     runs = sorted(store.training_runs(kind="rl"), key=lambda r: r.id)
     table = Table("round", "version", "verdict", *(f"{env} champion → challenger" for env in envs),
                   *(f"{env} rollouts" for env in envs), "decisions", "rows", "epochs", "approx KL", "entropy",
-                  "value loss", title="RL rounds (judged greedily on the fixed champion/challenger seeds)")
+                  "value loss", title="RL rounds (judged on the fixed champion/challenger seeds: greedy where an env's "
+                  "text is its state, sampled elsewhere)")
     rows = []
     for i, run in enumerate(runs):
         m = run.metrics[-1] if run.metrics else {}

@@ -221,6 +221,15 @@ def test_a_long_text_env_gets_the_long_student_and_a_short_preset_is_refused(tmp
     assert ExperienceStore(tmp_path / "aegis.db").count_decisions() == 0
 
 
+def test_one_precision_setting_reaches_distillation_rl_and_the_acting_slot(tmp_path):
+    config = AgentConfig(db=str(tmp_path / "aegis.db"), precision="none")
+    flags = config.distill_flags()
+    assert flags[flags.index("--mixed-precision") + 1] == "none"
+    assert config.rl_config().precision == "none"
+    assert Orchestrator(config).slot.precision == "none"
+    assert AgentConfig(db=str(tmp_path / "aegis.db")).rl_config().precision == "auto"
+
+
 def test_judge_rejects_a_worse_challenger_and_accepts_an_equal_one():
     config = ImproveConfig(eval_episodes=30)
     worse = judge(OracleTeacher(seed=0), RandomPolicy(seed=0), ["Taxi-v4"], config)
