@@ -129,11 +129,6 @@ def model_config(args: DistillArgs) -> HrmConfig:
     return HrmConfig.preset(args.preset, **overrides)
 
 
-def mixed_precision_for(args: DistillArgs, device: torch.device) -> str:
-    """Returns the autocast setting: for "auto", bf16 where the device runs it natively (`native_bf16`)."""
-    return resolve_precision(args.mixed_precision, device)
-
-
 def dry_run(args: DistillArgs) -> dict:
     """Runs one training step of the preset on random data; returns its parameter count and loss."""
     torch.manual_seed(args.seed)
@@ -240,7 +235,8 @@ def train_student(args: DistillArgs) -> tuple[int, Path, dict, ExperienceStore] 
         device = pick_device(args.device)
         train_config = TrainConfig(total_steps=total, lr=args.lr, warmup_steps=min(args.warmup_steps, total // 5),
                                    lr_min_ratio=0.1, weight_decay=0.1, optimizer=args.optimizer,
-                                   grad_clip=args.grad_clip, mixed_precision=mixed_precision_for(args, device),
+                                   grad_clip=args.grad_clip,
+                                   mixed_precision=resolve_precision(args.mixed_precision, device),
                                    continue_loss=args.continue_loss, seed=args.seed)
         trainer = Trainer(Hrm(config), train_config, device, loss_fn=distillation_loss)
         run_dir = Path(args.out) / f"distill-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"

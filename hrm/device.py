@@ -1,6 +1,7 @@
 """Where tensors live: the one place that picks a device and a mixed-precision dtype."""
 
 import contextlib
+import functools
 
 import torch
 
@@ -23,6 +24,7 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+@functools.cache  # asked on every RL forward batch: probe the hardware once per device
 def native_bf16(device: torch.device) -> bool:
     """True where bf16 matmuls run natively: CUDA with bf16, or a CPU with AMX tiles (Sapphire Rapids and later),
     where oneDNN runs them ~2× faster than fp32 — the agent's student acts in half the time. A CPU without AMX
