@@ -15,6 +15,8 @@ from agent.env_model import EnvModel
 from agent.envs import env_class, make_env
 from agent.evaluation import episode_returns, paired_difference
 from agent.hrm_policy import HrmPolicy
+from agent.kickstart import teacher_edge, teacher_is_better, teacher_probs
+from agent.policy import Policy
 from agent.ppo import ppo_update
 from agent.rl import (
     RlConfig,
@@ -131,7 +133,8 @@ class RoundStopped(Exception):
 
 def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], config: ImproveConfig,
                   round_index: int, device: str | None = None, env_model: EnvModel | None = None,
-                  learner: VersionRow | None = None, played: ReturnsCache | None = None) -> dict:
+                  learner: VersionRow | None = None, played: ReturnsCache | None = None,
+                  teacher: Policy | None = None) -> dict:
     """Plays and records the learner's rollouts, trains a candidate from the learner on them (AWR or PPO), judges it
     against the active version, and promotes or rejects it; returns the round's report (with "version", "accepted",
     "episodes" and "decisions"). The learner is the active version unless the caller goes on training a line of
@@ -139,7 +142,9 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
 
     Where the model critic applies (`modelled_envs`), `env_model` (kept by the caller from round to round, a model of
     those envs) is refreshed with the store's new decisions; without one, a model of the whole store is built.
-    `played` (also kept by the caller) spares playing the same champion's evaluation episodes again."""
+    `played` (also kept by the caller) spares playing the same champion's evaluation episodes again. `teacher` (the
+    agent's) is asked at the rollouts' inputs in the envs where its stored episodes still return measurably more than
+    the rollouts (`agent.kickstart`; AWR gives it `RlConfig.kickstart` of the target there)."""
     rl = config.rl
     learner = learner or active
     run_id = store.start_training_run("rl", {"parent": learner.id, "champion": active.id, "round": round_index,
@@ -164,7 +169,11 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
             model_steps = [s for s, m in zip(steps, on_model, strict=True) if m]
             advantages[on_model], tables = model_advantages(env_model, policy, model_steps, rl.gamma)
             model_pairs = {"model_pairs": len(env_model)}
-        rows = group_rows(steps, advantages, returns, policy.encoder, action_advantages=tables, shrink=rl.shrink)
+        asked = time.perf_counter()
+        taught, edges = _kickstart(store, teacher, steps, envs, rl)
+        seconds["teacher_s"] = time.perf_counter() - asked
+        rows = group_rows(steps, advantages, returns, policy.encoder, action_advantages=tables, shrink=rl.shrink,
+                          teacher=taught)
         optimizer_state = None
         if rl.update == "awr":
             candidate, critic, metrics, optimizer_state = awr_update(
@@ -172,8 +181,9 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
         else:
             reference = load_model(reference_version(store, learner).checkpoint_path, device)
             candidate, critic, metrics = ppo_update(learner_model, policy.value_head, reference, rows, rl, round_index)
-        seconds["update_s"] = time.perf_counter() - started - seconds["rollout_s"]
-        metrics |= model_pairs | {"episodes": len({s.episode for s in steps}), "evaluated_inputs": policy.evaluations,
+        seconds["update_s"] = time.perf_counter() - started - seconds["rollout_s"] - seconds["teacher_s"]
+        metrics |= model_pairs | edges | {"episodes": len({s.episode for s in steps}),
+                                          "evaluated_inputs": policy.evaluations,
                     **{f"{env}/rollout_return": float(np.mean(r)) for env in envs
                        if (r := _episode_returns(steps, env))}}
         path = Path(config.out) / f"rl-{run_id}.pt"
@@ -205,6 +215,25 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
     for checkpoint in stale:
         optimizer_path(checkpoint).unlink(missing_ok=True)
     return {"version": version, **metrics, **report}
+
+
+def _kickstart(store: ExperienceStore, teacher: Policy | None, steps: list[Step], envs: list[str], rl: RlConfig
+               ) -> tuple[list | None, dict[str, float]]:
+    """Returns (the teacher's probabilities per step where it is asked, else None; its edge per env, for the
+    metrics): asked in the envs where its stored episodes return more than this round's rollouts beyond noise."""
+    if teacher is None or rl.update != "awr" or rl.kickstart == 0:
+        return None, {}
+    edges, better = {}, set()
+    for env in envs:
+        edge, stderr = teacher_edge(store, teacher.name, env, _episode_returns(steps, env))
+        if np.isfinite(edge):
+            edges[f"{env}/teacher_edge"] = edge
+        if teacher_is_better(edge, stderr):
+            better.add(env)
+    if not better:
+        return None, edges
+    asked = [s.observation.env_name in better for s in steps]
+    return teacher_probs(teacher, [s.observation for s in steps], asked), edges
 
 
 def _episode_returns(steps: list[Step], env: str) -> list[float]:

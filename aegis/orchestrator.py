@@ -121,6 +121,9 @@ class AgentConfig:
     """RL (awr): optimizer steps fitting a round's target."""
     rl_fit_lr: Annotated[float, Range(0, open_low=True)] = RlConfig.fit_lr
     """RL (awr): learning rate of the fit."""
+    rl_kickstart: Annotated[float, Range(0, 1)] = RlConfig.kickstart
+    """RL (awr): share of a round's target given to the teacher's choices at the HRM's own inputs, in envs where the
+    teacher's episodes still return measurably more than the round's rollouts (0: never ask the teacher)."""
     rl_ppo_lr: Annotated[float, Range(0, open_low=True)] = RlConfig.ppo_lr
     """RL (ppo): the policy's learning rate."""
     rl_ppo_epochs: Annotated[int, Range(1)] = RlConfig.ppo_epochs
@@ -200,7 +203,8 @@ class AgentConfig:
         return RlConfig(update=self.rl_update, critic=self.rl_critic, rollout_decisions=self.rl_rollout_decisions,
                         rollout_minutes=self.rl_rollout_minutes, gae_lambda=self.rl_gae_lambda,
                         value_lr=self.rl_value_lr, beta=self.rl_beta, floor=self.rl_floor,
-                        fit_steps=self.rl_fit_steps, fit_lr=self.rl_fit_lr, ppo_lr=self.rl_ppo_lr,
+                        fit_steps=self.rl_fit_steps, fit_lr=self.rl_fit_lr, kickstart=self.rl_kickstart,
+                        ppo_lr=self.rl_ppo_lr,
                         ppo_epochs=self.rl_ppo_epochs, ppo_clip=self.rl_ppo_clip, ppo_entropy=self.rl_ppo_entropy,
                         ppo_kl=self.rl_ppo_kl, ppo_kl_decay=self.rl_ppo_kl_decay,
                         ppo_target_kl=self.rl_ppo_target_kl, seed=self.seed, precision=self.precision)
@@ -371,7 +375,7 @@ class Orchestrator:
         try:
             report = improve_round(self.store, active, self.env_names, self.improve, progress.rounds,
                                    self.config.device, self.env_model,
-                                   learner_version(self.store, progress.learner, active), self.played)
+                                   learner_version(self.store, progress.learner, active), self.played, self.teacher)
         except RoundStopped:
             self.store.log_event("rl", f"RL round {progress.rounds + 1} abandoned: the agent was asked to stop")
             self.env_model = EnvModel(self.env_model.envs)  # it may have been stopped halfway through a refresh

@@ -7,6 +7,9 @@ the round's decisions that took a in s, shrunk by n / (n + shrink):
 
     π_target(a|s) ∝ max(π_old(a|s)·exp(Ā(s,a)/β) / Z(s), floor / |legal(s)|)   (floor: model-critic rows only)
 
+and where the teacher was asked (`agent.kickstart`: in envs where it still plays measurably better than the learner)
+π_target ← (1 − k)·π_target + k·π_teacher(·|s), k the kickstart weight;
+
 and the candidate is the rollout policy trained `fit_steps` Adam steps on the cross-entropy to π_target (each batch
 holds as many rows of every task, drawn within a task ∝ √(their decisions)); Adam's state is carried from round to
 round (the checkpoint's `.optim.pt`), so a round's few steps are scaled by gradients it has seen, not by a fresh
@@ -44,13 +47,16 @@ METRIC_ROWS = 1024
 features: a BabyAI round has ~4,000 distinct inputs, and a pass over all of them cost a third of its update."""
 
 
-def awr_targets(rows: GroupedRows, beta: float, floor: float) -> torch.Tensor:
-    """Returns (G, A) log π_target per row (−inf past the legal actions); the floor applies to modelled rows."""
+def awr_targets(rows: GroupedRows, beta: float, floor: float, kickstart: float = 0.0) -> torch.Tensor:
+    """Returns (G, A) log π_target per row (−inf past the legal actions); the floor applies to modelled rows, the
+    teacher's share `kickstart` to taught ones."""
     logits = (rows.old_logp + rows.advantage / beta).masked_fill(~rows.legal, float("-inf"))
     legal_count = rows.legal.sum(-1, keepdim=True)
     floors = floor * rows.modelled.unsqueeze(-1).to(logits.dtype) / legal_count
     probs = torch.maximum(torch.softmax(logits, -1), floors) * rows.legal
-    return (probs / probs.sum(-1, keepdim=True)).log()
+    probs = probs / probs.sum(-1, keepdim=True)
+    share = kickstart * rows.taught.unsqueeze(-1).to(probs.dtype)
+    return ((1 - share) * probs + share * rows.teacher * rows.legal).log()
 
 
 def _mean_over_decisions(values: torch.Tensor, rows: GroupedRows) -> float:
@@ -67,8 +73,8 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
     device = next(model.parameters()).device
     rows = rows.to(device)
     generator = torch.Generator().manual_seed(config.seed + round_index)
-    target = awr_targets(rows, config.beta, config.floor)
-    rows_fitted, decisions = len(rows), int(rows.decisions.sum())
+    target = awr_targets(rows, config.beta, config.floor, config.kickstart)
+    rows_fitted, decisions, taught = len(rows), int(rows.decisions.sum()), float(rows.taught.float().mean())
     # Each batch holds the same number of rows of every task (tasks are separate problems sharing one network: Taxi's
     # hundreds of states must not starve FrozenLake's sixteen), drawn within a task ∝ √(their decisions): a cell
     # visited thousands of times is fitted more often than a state seen twice, yet the rare states are fitted too.
@@ -109,6 +115,6 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
                "approx_kl": _mean_over_decisions((probs * (safe - old)).sum(-1), rows),
                "target_kl_old": _mean_over_decisions((goal.exp() * legal * (goal - old)).sum(-1), rows),
                "entropy": _mean_over_decisions(-(probs * safe).sum(-1), rows),
-               **extra, "rows": rows_fitted, "decisions": decisions,
+               **extra, "rows": rows_fitted, "decisions": decisions, "taught_rows": taught,
                "epochs": config.fit_steps * per_task * len(members) / rows_fitted}
     return student.eval(), critic, metrics, optimizer.state_dict()

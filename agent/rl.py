@@ -78,6 +78,9 @@ class RlConfig:
     """AWR: optimizer steps fitting the target per round, however few rows there are."""
     fit_lr: float = 3e-4
     """AWR: learning rate of the fit (Adam, its state carried from round to round)."""
+    kickstart: float = 0.5
+    """AWR: share of the target given to the teacher's choices at the learner's own inputs, in envs where the
+    teacher's stored episodes still return measurably more than the round's rollouts (0: never; `agent.kickstart`)."""
     # --- ppo -------------------------------------------------------------------------------------------------------
     ppo_lr: float = 1e-4
     """PPO: learning rate of the policy."""
@@ -272,6 +275,8 @@ class GroupedRows:
     legal: torch.Tensor  # (G, A) bool: the row's legal actions
     advantage: torch.Tensor  # (G, A) each action's advantage in the row's input (AWR's Ā)
     modelled: torch.Tensor  # (G,) bool: the row's advantages are the model critic's (else from its decisions' GAE)
+    teacher: torch.Tensor  # (G, A) the teacher's mean probabilities over the row's decisions (0 where not taught)
+    taught: torch.Tensor  # (G,) bool: the teacher was asked at this row's input (`agent.kickstart`)
 
     def __len__(self) -> int:
         return len(self.ret_sum)
@@ -314,14 +319,16 @@ class GroupedRows:
 
 def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarray, encoder: StudentEncoder,
                grouped: bool = True, action_advantages: dict[tuple, np.ndarray] | None = None,
-               shrink: float = 2.0) -> GroupedRows:
+               shrink: float = 2.0, teacher: Sequence[np.ndarray | None] | None = None) -> GroupedRows:
     """Returns the update's rows: one per distinct input with `grouped`, one per decision otherwise.
 
     Each row's per-action advantage is `action_advantages[input]` where it has the input (a critic that knows every
     action's value); otherwise the mean advantage of the decisions that took the action, shrunk by n / (n + shrink)
     (0 for actions not taken). Not centred on the input's mean: GAE's advantages already have the value head as their
     baseline, and where inputs are seen once (BabyAI) centring left every row at 0 — a round's target moved the
-    policy by a KL of 0.002."""
+    policy by a KL of 0.002.
+
+    `teacher` (per step, None where not asked) gives each row the mean of its decisions' teacher probabilities."""
     groups: dict[tuple, list[int]] = {}
     for i, s in enumerate(steps):
         groups.setdefault(_key(s.observation) if grouped else (i,), []).append(i)
@@ -330,7 +337,12 @@ def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarra
     width = max(len(s.observation.legal_actions) for s in firsts)
     count, adv_pos, adv_neg, old_logp = (np.zeros((len(members), width)) for _ in range(4))
     legal = np.zeros((len(members), width), dtype=bool)
+    taught_probs, taught = np.zeros((len(members), width)), np.zeros(len(members), dtype=bool)
     for row, m in enumerate(members):
+        asked = [teacher[i] for i in m if teacher is not None and teacher[i] is not None]
+        if asked:
+            taught[row] = True
+            taught_probs[row, :len(asked[0])] = np.mean(asked, axis=0)
         for i in m:
             a = steps[i].action
             count[row, a] += 1
@@ -356,7 +368,8 @@ def group_rows(steps: Sequence[Step], advantages: np.ndarray, returns: np.ndarra
                        adv_pos=tensor(adv_pos), adv_neg=tensor(adv_neg), ret_sum=tensor([r.sum() for r in ret]),
                        ret_sq=tensor([(r ** 2).sum() for r in ret]), old_logp=tensor(old_logp),
                        legal=torch.from_numpy(legal), advantage=tensor(advantage),
-                       modelled=torch.from_numpy(modelled))
+                       modelled=torch.from_numpy(modelled), teacher=tensor(taught_probs),
+                       taught=torch.from_numpy(taught))
 
 
 
