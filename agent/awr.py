@@ -59,6 +59,18 @@ def awr_targets(rows: GroupedRows, beta: float, floor: float, kickstart: float =
     return ((1 - share) * probs + share * rows.teacher * rows.legal).log()
 
 
+def _teacher_metrics(rows: GroupedRows) -> dict[str, float]:
+    """Returns the share of rows the teacher was asked at and, over those decisions, the teacher's probability of the
+    action the rollout policy rated highest (how far the learner is from the teacher in its own states)."""
+    metrics = {"taught_rows": float(rows.taught.float().mean())}
+    if rows.taught.any():
+        greedy = rows.old_logp.masked_fill(~rows.legal, float("-inf")).argmax(-1, keepdim=True)
+        taught = rows.subset(rows.taught.nonzero().squeeze(1))
+        agreed = rows.teacher.gather(-1, greedy).squeeze(-1)[rows.taught]
+        metrics["teacher_agreement"] = _mean_over_decisions(agreed, taught)
+    return metrics
+
+
 def _mean_over_decisions(values: torch.Tensor, rows: GroupedRows) -> float:
     weight = rows.decisions
     return float((weight * values).sum() / weight.sum())
@@ -74,7 +86,7 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
     rows = rows.to(device)
     generator = torch.Generator().manual_seed(config.seed + round_index)
     target = awr_targets(rows, config.beta, config.floor, config.kickstart)
-    rows_fitted, decisions, taught = len(rows), int(rows.decisions.sum()), float(rows.taught.float().mean())
+    rows_fitted, decisions, taught = len(rows), int(rows.decisions.sum()), _teacher_metrics(rows)
     # Each batch holds the same number of rows of every task (tasks are separate problems sharing one network: Taxi's
     # hundreds of states must not starve FrozenLake's sixteen), drawn within a task ∝ √(their decisions): a cell
     # visited thousands of times is fitted more often than a state seen twice, yet the rare states are fitted too.
@@ -109,12 +121,13 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
         logp, _ = features_of(student, rows, config.batch_size, config.precision)
         extra = {}
     legal = rows.legal
-    safe, goal, old = (t.masked_fill(~legal, 0.0) for t in (logp, target, rows.old_logp))
-    probs = safe.exp() * legal
-    metrics = {"kl_target": _mean_over_decisions((goal.exp() * legal * (goal - safe)).sum(-1), rows),
+    safe, old = (t.masked_fill(~legal, 0.0) for t in (logp, rows.old_logp))
+    probs, goal_p = safe.exp() * legal, target.exp() * legal
+    goal = target.masked_fill(goal_p == 0, 0.0)  # 0·log 0 = 0 (kickstart 1: the teacher rules actions out)
+    metrics = {"kl_target": _mean_over_decisions((goal_p * (goal - safe)).sum(-1), rows),
                "approx_kl": _mean_over_decisions((probs * (safe - old)).sum(-1), rows),
-               "target_kl_old": _mean_over_decisions((goal.exp() * legal * (goal - old)).sum(-1), rows),
+               "target_kl_old": _mean_over_decisions((goal_p * (goal - old)).sum(-1), rows),
                "entropy": _mean_over_decisions(-(probs * safe).sum(-1), rows),
-               **extra, "rows": rows_fitted, "decisions": decisions, "taught_rows": taught,
+               **extra, **taught, "rows": rows_fitted, "decisions": decisions,
                "epochs": config.fit_steps * per_task * len(members) / rows_fitted}
     return student.eval(), critic, metrics, optimizer.state_dict()

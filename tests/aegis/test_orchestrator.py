@@ -27,6 +27,7 @@ from aegis.state import RlProgress, read_rl
 from agent.oracle import OracleTeacher
 from agent.policy import RandomPolicy
 from agent.rl import RlConfig
+from agent.runner import VectorRunner
 from data.store import ExperienceStore
 from tests.conftest import ROOT
 
@@ -300,6 +301,31 @@ def test_rl_rounds_continue_the_fit_optimizer_and_keep_only_the_active_versions_
         assert {int(s["step"]) for s in state["state"].values()} == {3 * (round_index + 1)}  # Adam went on
     kept = sorted((tmp_path / "models").glob("*.optim.pt"))
     assert kept == [optimizer_path(store.active_version().checkpoint_path)]
+
+
+def _collect(store: ExperienceStore, policy, steps: int) -> None:
+    runner = VectorRunner(["FrozenLake-v1"] * 8, store, policy, seed=0)
+    for _ in range(steps):
+        runner.step()
+
+
+def test_a_round_asks_a_teacher_that_plays_better_and_never_one_that_does_not(tmp_path, make_checkpoint):
+    store = ExperienceStore(tmp_path / "aegis.db")
+    activate(store, store.add_model_version("imitation", make_checkpoint("student"), {}))
+    config = ImproveConfig(rl=RlConfig(rollout_decisions=400, fit_steps=2, value_epochs=1), eval_episodes=2,
+                           out=str(tmp_path / "models"))
+    oracle, idle = OracleTeacher(), RandomPolicy(seed=1)
+    _collect(store, oracle, 100)  # the oracle wins ~0.7 of FrozenLake's episodes, the untrained student ~0.01 ...
+    _collect(store, idle, 100)  # ... as does a uniform random teacher
+    asked = []
+    idle.decide = lambda observations, greedy=False: asked.append(observations) or 1 / 0
+    report = improve_round(store, store.active_version(), ["FrozenLake-v1"], config, 0, teacher=idle)
+    assert not asked and report["taught_rows"] == 0.0 and "teacher_agreement" not in report
+    assert abs(report["FrozenLake-v1/teacher_edge"]) < 0.1
+    report = improve_round(store, store.active_version(), ["FrozenLake-v1"], config, 1, teacher=oracle)
+    assert report["FrozenLake-v1/teacher_edge"] > 0.3 and report["taught_rows"] == 1.0
+    assert 0.0 <= report["teacher_agreement"] <= 1.0
+    assert report["teacher_s"] > 0
 
 
 def test_a_champion_is_played_on_the_evaluation_seeds_once_however_many_rounds_judge_it(tmp_path, make_checkpoint,

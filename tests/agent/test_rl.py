@@ -5,6 +5,7 @@ exploring, and both updates (AWR, the default, and PPO) learn a small text env f
 import dataclasses
 
 import gymnasium
+import numpy as np
 import pytest
 import torch
 
@@ -283,6 +284,36 @@ def test_where_the_critic_knows_nothing_the_awr_target_leaves_the_policy_as_it_i
     gae_rows = dataclasses.replace(blank, modelled=torch.zeros(len(rows), dtype=torch.bool))
     unfloored = awr_targets(gae_rows, beta=0.5, floor=0.2).exp()
     assert torch.allclose(unfloored * rows.legal, old.exp() * rows.legal, atol=1e-6)
+
+
+def test_where_the_teacher_was_asked_it_gets_its_share_of_the_awr_target_and_nowhere_else():
+    model, head, rows = _rows_and_refs(grouped=True)
+    asked = torch.arange(len(rows)) % 2 == 0
+    expert = torch.zeros_like(rows.teacher)
+    expert[:, 2] = 1.0  # the teacher would go forward everywhere it was asked
+    rows = dataclasses.replace(rows, teacher=expert * asked.unsqueeze(-1), taught=asked)
+    alone = awr_targets(rows, beta=0.5, floor=0.0).exp()
+    kicked = awr_targets(rows, beta=0.5, floor=0.0, kickstart=0.5).exp()
+    assert torch.allclose(kicked[~asked], alone[~asked])
+    assert torch.allclose(kicked[asked], 0.5 * alone[asked] + 0.5 * expert[asked], atol=1e-6)
+    assert torch.allclose(kicked.sum(-1), torch.ones(len(rows)), atol=1e-5)
+    only = awr_targets(rows, beta=0.5, floor=0.0, kickstart=1.0).exp()
+    assert torch.equal(only[asked], expert[asked])  # all of it: the teacher's one-hot rules the other actions out
+    _, _, metrics, _ = awr_update(model, head, rows, RlConfig(fit_steps=1, value_epochs=1, kickstart=1.0))
+    assert all(np.isfinite(metrics[k]) for k in ("kl_target", "target_kl_old", "approx_kl"))
+    assert metrics["taught_rows"] == pytest.approx(float(asked.float().mean()))
+
+
+def test_a_rows_teacher_is_the_mean_of_what_it_said_at_the_rows_decisions():
+    policy = RlPolicy(small_student(halting=False), ValueHead(32), seed=0)
+    steps = collect_rollouts(policy, [make_env("FrozenLake-v1") for _ in range(2)], ExperienceStore("sqlite://"),
+                             40, seed=0)
+    first = steps[0].observation
+    said = [np.eye(4)[i % 4] if s.observation == first else None for i, s in enumerate(steps)]
+    rows = group_rows(steps, np.zeros(len(steps)), np.zeros(len(steps)), policy.encoder, teacher=said)
+    assert rows.taught.tolist() == [True] + [False] * (len(rows) - 1)
+    expected = np.mean([p for p in said if p is not None], axis=0)
+    assert rows.teacher[0].tolist() == pytest.approx(expected.tolist()) and not rows.teacher[1:].any()
 
 
 def _at(cell: int):
