@@ -78,9 +78,10 @@ class RlConfig:
     """AWR: optimizer steps fitting the target per round, however few rows there are."""
     fit_lr: float = 3e-4
     """AWR: learning rate of the fit (Adam, its state carried from round to round)."""
-    kickstart: float = 0.5
+    kickstart: float = 0.0
     """AWR: share of the target given to the teacher's choices at the learner's own inputs, in envs where the
-    teacher's stored episodes still return measurably more than the round's rollouts (0: never; `agent.kickstart`)."""
+    teacher's stored episodes still return measurably more than the round's rollouts (`agent.kickstart`). Off by
+    default: on BabyAI 0.5 measured no better than 0 and 1 far worse (README)."""
     # --- ppo -------------------------------------------------------------------------------------------------------
     ppo_lr: float = 1e-4
     """PPO: learning rate of the policy."""

@@ -43,8 +43,10 @@ def test_every_ranged_flag_refuses_a_value_outside_its_range_in_one_line(cls, ca
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and flag in err and "must be" in err, (flag, bad, err)
+        field = flag[2:].replace("-", "_")
+        default = getattr(cls, field)
         with pytest.raises(ValueError, match=flag):  # built in code: the same refusal
-            cls(**{flag[2:].replace("-", "_"): type(getattr(cls, flag[2:].replace("-", "_")) or 1)(float(bad))})
+            cls(**{field: (int if default is None else type(default))(float(bad))})
 
 
 @pytest.mark.parametrize("command", [["start_training.py", "--num-envs", "0"], ["train_hrm.py", "--epochs", "0"],
