@@ -65,9 +65,9 @@ def _teacher_metrics(rows: GroupedRows) -> dict[str, float]:
     metrics = {"taught_rows": float(rows.taught.float().mean())}
     if rows.taught.any():
         greedy = rows.old_logp.masked_fill(~rows.legal, float("-inf")).argmax(-1, keepdim=True)
-        taught = rows.subset(rows.taught.nonzero().squeeze(1))
-        agreed = rows.teacher.gather(-1, greedy).squeeze(-1)[rows.taught]
-        metrics["teacher_agreement"] = _mean_over_decisions(agreed, taught)
+        weight = rows.decisions * rows.taught
+        metrics["teacher_agreement"] = float((weight * rows.teacher.gather(-1, greedy).squeeze(-1)).sum()
+                                             / weight.sum())
     return metrics
 
 

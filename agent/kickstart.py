@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agent.policy import Policy
+from agent.policy import Observation, Policy
 from data.store import ExperienceStore
 
 TEACHER_EPISODES = 1000
@@ -41,7 +41,8 @@ def teacher_is_better(edge: float, stderr: float, noise: float = 2.0) -> bool:
     return bool(np.isfinite(edge) and edge > noise * stderr)
 
 
-def teacher_probs(teacher: Policy, observations: Sequence, taught: Sequence[bool]) -> list[np.ndarray | None]:
+def teacher_probs(teacher: Policy, observations: Sequence[Observation], taught: Sequence[bool]
+                  ) -> list[np.ndarray | None]:
     """Returns the teacher's probabilities over each observation's legal actions where `taught` (None elsewhere).
     Asked in the order given — play order, so an expert that follows an episode (the BabyAI bot) continues it rather
     than replaying it from the start."""

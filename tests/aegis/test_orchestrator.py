@@ -313,8 +313,7 @@ def test_a_round_asks_a_teacher_that_plays_better_and_never_one_that_does_not(tm
     store = ExperienceStore(tmp_path / "aegis.db")
     activate(store, store.add_model_version("imitation", make_checkpoint("student"), {}))
     config = ImproveConfig(rl=RlConfig(rollout_decisions=400, fit_steps=2, value_epochs=1, kickstart=0.5),
-                           eval_episodes=2,
-                           out=str(tmp_path / "models"))
+                           eval_episodes=2, out=str(tmp_path / "models"))
     oracle, idle = OracleTeacher(), RandomPolicy(seed=1)
     _collect(store, oracle, 100)  # the oracle wins ~0.7 of FrozenLake's episodes, the untrained student ~0.01 ...
     _collect(store, idle, 100)  # ... as does a uniform random teacher
