@@ -6,7 +6,7 @@ import pytest
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 
 from agent.envs import make_env
-from agent.envs.babyai import COMPASS, describe_view
+from agent.envs.babyai import COMPASS, describe_view, mission_objects
 from agent.oracle import OracleTeacher
 from agent.student import StudentEncoder
 
@@ -33,6 +33,33 @@ def test_a_view_is_described_from_the_agents_side():
         "You carry a green box.\n"
         "You face north after go forward, turn left.\n"
         "Mission: go to the red ball.")
+
+
+def test_the_mission_s_objects_out_of_view_are_remembered_after_what_is_seen():
+    image = np.array([[_cell("empty")] * 7 for _ in range(7)])
+    image[3, 4] = _cell("key", "blue")
+    assert describe_view(image, carrying=None, mission="go to the red ball", facing=0,
+                         remembered=[(2, -1, "red ball"), (0, -3, "red ball")]) == (
+        "You see a blue key 2 steps forward.\n"
+        "You remember a red ball 3 steps back, a red ball 2 steps right and 1 step back.\n"
+        "You face east.\n"
+        "Mission: go to the red ball.")
+    assert mission_objects("put the red ball next to a key") == [("red", "ball"), (None, "key")]
+
+
+def test_turning_away_from_the_target_remembers_where_it_is():
+    env = make_env("BabyAI-GoToLocal")
+    env.reset(seed=0)  # hand-checked: the green ball 3 steps ahead, facing west
+    assert "a green ball 3 steps forward" in env.observation_text() and "remember" not in env.observation_text()
+    env.step(0)
+    env.step(0)  # turned around: the ball is behind
+    assert "You remember a green ball 3 steps back.\n" in env.observation_text()
+    grid = env.env.unwrapped
+    right, forward, label = env.remembered()[0]  # and it is where the text says
+    found = grid.grid.get(*(grid.agent_pos + forward * grid.dir_vec + right * grid.right_vec))
+    assert f"{found.color} {found.type}" == label == "green ball"
+    env.step(0)  # a quarter turn more (facing north): in view again, to the left, so seen, not remembered
+    assert "a green ball 3 steps left" in env.observation_text() and "remember" not in env.observation_text()
 
 
 def test_the_text_says_where_the_agent_faces_and_what_it_just_did():
