@@ -15,7 +15,7 @@ from agent.env_model import EnvModel
 from agent.envs import env_class, make_env
 from agent.evaluation import episode_returns, paired_difference
 from agent.hrm_policy import HrmPolicy
-from agent.kickstart import teacher_edge, teacher_is_better, teacher_probs
+from agent.kickstart import Demonstrations, demonstrations, teacher_edge, teacher_is_better, teacher_probs
 from agent.policy import Policy
 from agent.ppo import ppo_update
 from agent.rl import (
@@ -29,6 +29,7 @@ from agent.rl import (
     model_advantages,
     normalise_per_task,
 )
+from agent.student import StudentEncoder
 from data.store import DEFAULT_MODELS, ExperienceStore, VersionRow
 from hrm import Hrm, load_checkpoint, load_model, save_model
 
@@ -170,14 +171,15 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
             advantages[on_model], tables = model_advantages(env_model, policy, model_steps, rl.gamma)
             model_pairs = {"model_pairs": len(env_model)}
         asked = time.perf_counter()
-        taught, edges = _kickstart(store, teacher, steps, envs, rl)
+        taught, shown, edges = _kickstart(store, teacher, steps, envs, rl, policy.encoder)
         seconds["teacher_s"] = time.perf_counter() - asked
         rows = group_rows(steps, advantages, returns, policy.encoder, action_advantages=tables, shrink=rl.shrink,
                           teacher=taught)
         optimizer_state = None
         if rl.update == "awr":
             candidate, critic, metrics, optimizer_state = awr_update(
-                learner_model, policy.value_head, rows, rl, round_index, load_optimizer_state(learner.checkpoint_path))
+                learner_model, policy.value_head, rows, rl, round_index, load_optimizer_state(learner.checkpoint_path),
+                shown)
         else:
             reference = load_model(reference_version(store, learner).checkpoint_path, device)
             candidate, critic, metrics = ppo_update(learner_model, policy.value_head, reference, rows, rl, round_index)
@@ -217,12 +219,13 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
     return {"version": version, **metrics, **report}
 
 
-def _kickstart(store: ExperienceStore, teacher: Policy | None, steps: list[Step], envs: list[str], rl: RlConfig
-               ) -> tuple[list | None, dict[str, float]]:
-    """Returns (the teacher's probabilities per step where it is asked, else None; its edge per env, for the
-    metrics): asked in the envs where its stored episodes return more than this round's rollouts beyond noise."""
+def _kickstart(store: ExperienceStore, teacher: Policy | None, steps: list[Step], envs: list[str], rl: RlConfig,
+               encoder: StudentEncoder) -> tuple[list | None, Demonstrations | None, dict[str, float]]:
+    """Returns (the teacher's probabilities per step where it is asked, else None; its own stored decisions in those
+    envs; its edge per env, for the metrics): asked in the envs where its stored episodes return more than this
+    round's rollouts beyond noise."""
     if teacher is None or rl.update != "awr" or rl.kickstart == 0:
-        return None, {}
+        return None, None, {}
     edges, better = {}, set()
     for env in envs:
         edge, stderr = teacher_edge(store, teacher.name, env, _episode_returns(steps, env))
@@ -231,9 +234,10 @@ def _kickstart(store: ExperienceStore, teacher: Policy | None, steps: list[Step]
         if teacher_is_better(edge, stderr):
             better.add(env)
     if not better:
-        return None, edges
+        return None, None, edges
     asked = [s.observation.env_name in better for s in steps]
-    return teacher_probs(teacher, [s.observation for s in steps], asked), edges
+    return (teacher_probs(teacher, [s.observation for s in steps], asked),
+            demonstrations(store, teacher.name, sorted(better), encoder), edges)
 
 
 def _episode_returns(steps: list[Step], env: str) -> list[float]:

@@ -11,7 +11,9 @@ and where the teacher was asked (`agent.kickstart`: in envs where it still plays
 π_target ← (1 − k)·π_target + k·π_teacher(·|s), k the kickstart weight;
 
 and the candidate is the rollout policy trained `fit_steps` Adam steps on the cross-entropy to π_target (each batch
-holds as many rows of every task, drawn within a task ∝ √(their decisions)); Adam's state is carried from round to
+holds as many rows of every task, drawn within a task ∝ √(their decisions)) — plus, where the teacher was asked, k times
+the cross-entropy to the teacher's own stored decisions (`agent.kickstart.demonstrations`: DAgger's aggregate, as many
+of them per batch, drawn uniformly); Adam's state is carried from round to
 round (the checkpoint's `.optim.pt`), so a round's few steps are scaled by gradients it has seen, not by a fresh
 Adam's sign-like first steps.
 
@@ -39,6 +41,7 @@ import copy
 import torch
 from torch import nn
 
+from agent.kickstart import Demonstrations
 from agent.rl import GroupedRows, RlConfig, ValueHead, features_of, forward_rows
 from hrm import Hrm
 
@@ -71,16 +74,44 @@ def _teacher_metrics(rows: GroupedRows) -> dict[str, float]:
     return metrics
 
 
+def _demonstration_loss(model: Hrm, demonstrations: Demonstrations, size: int, generator: torch.Generator,
+                        precision: str) -> torch.Tensor:
+    """Returns the mean cross-entropy to the teacher over `size` demonstrations drawn uniformly."""
+    index = torch.randint(len(demonstrations), (size,), generator=generator)
+    logp, _ = forward_rows(model, demonstrations.batch, index, precision)
+    target = demonstrations.probs[index.to(logp.device)]
+    return -(target * logp.masked_fill(target == 0, 0.0)).sum(-1).mean()
+
+
+def _demonstration_metrics(model: Hrm, demonstrations: Demonstrations | None, config: RlConfig,
+                           generator: torch.Generator) -> dict[str, float]:
+    """Returns, on a sample of the teacher's decisions, how often the fitted policy's favourite action is the
+    teacher's (distillation's agreement, on the data it was distilled from)."""
+    if demonstrations is None:
+        return {}
+    index = torch.randperm(len(demonstrations), generator=generator)[:METRIC_ROWS]
+    agree = []
+    with torch.no_grad():
+        for part in index.split(config.batch_size * 4):
+            logp, _ = forward_rows(model.eval(), demonstrations.batch, part, config.precision)
+            target = demonstrations.probs[part.to(logp.device)]
+            agree.append(logp.argmax(-1) == target.argmax(-1))
+    model.train()
+    return {"demonstrations": len(demonstrations), "demonstration_agreement": float(torch.cat(agree).float().mean())}
+
+
 def _mean_over_decisions(values: torch.Tensor, rows: GroupedRows) -> float:
     weight = rows.decisions
     return float((weight * values).sum() / weight.sum())
 
 
 def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlConfig, round_index: int = 0,
-               optimizer_state: dict | None = None) -> tuple[Hrm, ValueHead, dict[str, float], dict]:
+               optimizer_state: dict | None = None, demonstrations: Demonstrations | None = None
+               ) -> tuple[Hrm, ValueHead, dict[str, float], dict]:
     """Returns (a copy of the policy fitted to the round's target, the value head — refitted on the new features where
     some rows' advantages came from GAE, unchanged where the model critic gave them all —, metrics, the fit's
-    optimizer state for the next round). `optimizer_state` continues the previous round's Adam."""
+    optimizer state for the next round). `optimizer_state` continues the previous round's Adam; `demonstrations`
+    (the teacher's own decisions) are fitted beside the rows with weight `config.kickstart`."""
     student, critic = copy.deepcopy(model).train(), copy.deepcopy(value_head)
     device = next(model.parameters()).device
     rows = rows.to(device)
@@ -94,6 +125,10 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
     members = [(task_of_row == task).nonzero().squeeze(1) for task in task_of_row.unique()]
     per_task = max(1, config.batch_size // len(members))
     draw = rows.decisions.sqrt().cpu()
+    if demonstrations is not None and config.kickstart > 0:
+        demonstrations = demonstrations.to(device)
+    else:
+        demonstrations = None
     optimizer = torch.optim.Adam(student.parameters(), lr=config.fit_lr)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
@@ -107,6 +142,9 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
             logp, _ = forward_rows(student, rows.batch, part, config.precision)
             cross_entropy = -(target[part].exp() * logp.masked_fill(~rows.legal[part], 0.0)).sum(-1)
             (cross_entropy.sum() / (per_task * len(members))).backward()  # the batch mean, accumulated
+        if demonstrations is not None:
+            (config.kickstart * _demonstration_loss(student, demonstrations, per_task * len(members), generator,
+                                                    config.precision)).backward()
         nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
         if optimizer_state is None:  # a fresh Adam warms its first steps up
             for group in optimizer.param_groups:
@@ -128,6 +166,7 @@ def awr_update(model: Hrm, value_head: ValueHead, rows: GroupedRows, config: RlC
                "approx_kl": _mean_over_decisions((probs * (safe - old)).sum(-1), rows),
                "target_kl_old": _mean_over_decisions((goal_p * (goal - old)).sum(-1), rows),
                "entropy": _mean_over_decisions(-(probs * safe).sum(-1), rows),
-               **extra, **taught, "rows": rows_fitted, "decisions": decisions,
+               **extra, **taught, **_demonstration_metrics(student, demonstrations, config, generator),
+               "rows": rows_fitted, "decisions": decisions,
                "epochs": config.fit_steps * per_task * len(members) / rows_fitted}
     return student.eval(), critic, metrics, optimizer.state_dict()

@@ -51,7 +51,8 @@ def _label(kind: int, colour: int, state: int) -> str | None:
     name = IDX_TO_OBJECT[kind]
     if name in ("unseen", "empty", "floor", "agent", "wall"):
         return None
-    return f"{_DOOR_STATES[state]} {IDX_TO_COLOR[colour]} {name}" if name == "door" else f"{IDX_TO_COLOR[colour]} {name}"
+    label = f"{IDX_TO_COLOR[colour]} {name}"
+    return f"{_DOOR_STATES[state]} {label}" if name == "door" else label
 
 
 def mission_objects(mission: str) -> list[tuple[str | None, str]]:

@@ -321,11 +321,13 @@ def test_a_round_asks_a_teacher_that_plays_better_and_never_one_that_does_not(tm
     idle.decide = lambda observations, greedy=False: asked.append(observations) or 1 / 0
     report = improve_round(store, store.active_version(), ["FrozenLake-v1"], config, 0, teacher=idle)
     assert not asked and report["taught_rows"] == 0.0 and "teacher_agreement" not in report
+    assert "demonstrations" not in report
     assert abs(report["FrozenLake-v1/teacher_edge"]) < 0.1
     report = improve_round(store, store.active_version(), ["FrozenLake-v1"], config, 1, teacher=oracle)
     assert report["FrozenLake-v1/teacher_edge"] > 0.3 and report["taught_rows"] == 1.0
     assert 0.0 <= report["teacher_agreement"] <= 1.0
     assert report["teacher_s"] > 0
+    assert report["demonstrations"] == store.count_decisions(env="FrozenLake-v1", policy="oracle")  # DAgger's aggregate
 
 
 def test_a_champion_is_played_on_the_evaluation_seeds_once_however_many_rounds_judge_it(tmp_path, make_checkpoint,

@@ -13,6 +13,7 @@ from agent.awr import awr_targets, awr_update
 from agent.env_model import EnvModel
 from agent.envs import TextEnv, make_env
 from agent.hrm_policy import HrmPolicy
+from agent.kickstart import Demonstrations
 from agent.ppo import ppo_loss, ppo_update
 from agent.rl import (
     RlConfig,
@@ -302,6 +303,26 @@ def test_where_the_teacher_was_asked_it_gets_its_share_of_the_awr_target_and_now
     _, _, metrics, _ = awr_update(model, head, rows, RlConfig(fit_steps=1, value_epochs=1, kickstart=1.0))
     assert all(np.isfinite(metrics[k]) for k in ("kl_target", "target_kl_old", "approx_kl"))
     assert metrics["taught_rows"] == pytest.approx(float(asked.float().mean()))
+
+
+def test_the_teachers_own_decisions_are_fitted_beside_the_rows_when_it_has_a_share():
+    model, head, rows = _rows_and_refs(grouped=True)
+    expert = torch.zeros(len(rows), rows.legal.shape[1])
+    expert[:, 2] = 1.0  # the teacher went forward in each of these inputs
+    shown = Demonstrations(rows.batch, expert)
+    config = RlConfig(fit_steps=4, fit_lr=1e-3, value_epochs=1, kickstart=1.0)
+
+    def forward_share(fitted: Hrm) -> float:
+        with torch.no_grad():
+            return float(acting_log_probs(fitted.eval(), rows.batch)[0][:, 2].exp().mean())
+
+    without, _, plain, _ = awr_update(model, head, rows, config)
+    fitted, _, metrics, _ = awr_update(model, head, rows, config, demonstrations=shown)
+    assert forward_share(fitted) > forward_share(without) + 0.05
+    assert metrics["demonstrations"] == len(rows) and 0.0 <= metrics["demonstration_agreement"] <= 1.0
+    assert "demonstrations" not in plain
+    ignored, _, _, _ = awr_update(model, head, rows, dataclasses.replace(config, kickstart=0.0), demonstrations=shown)
+    assert forward_share(ignored) == pytest.approx(forward_share(without))  # no share, no demonstrations
 
 
 def test_a_rows_teacher_is_the_mean_of_what_it_said_at_the_rows_decisions():
