@@ -122,8 +122,9 @@ class AgentConfig:
     rl_fit_lr: Annotated[float, Range(0, open_low=True)] = RlConfig.fit_lr
     """RL (awr): learning rate of the fit."""
     rl_kickstart: Annotated[float, Range(0, 1)] = RlConfig.kickstart
-    """RL (awr): share of a round's target given to the teacher's choices at the HRM's own inputs, in envs where the
-    teacher's episodes still return measurably more than the round's rollouts (0, the default: never ask the teacher;
+    """RL (awr): share of a round's target given to the teacher's choices at the HRM's own inputs, and the weight of
+    the teacher's own stored decisions fitted beside them, in envs where the teacher's episodes still return measurably
+    more than the round's rollouts (1, the default: DAgger while the teacher plays better; 0: never ask the teacher;
     measured on BabyAI in the README)."""
     rl_ppo_lr: Annotated[float, Range(0, open_low=True)] = RlConfig.ppo_lr
     """RL (ppo): the policy's learning rate."""
