@@ -16,6 +16,7 @@ the round's rollouts by more than two standard errors. A teacher no better than 
 GPT-2; GPT-2 once RL has passed it) has none, so RL is free to leave it behind.
 """
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,7 +54,7 @@ def demonstrations(store: ExperienceStore, teacher: str, envs: Sequence[str], en
     """Returns the teacher's most recent `limit` stored decisions in each of `envs` (None where it has none)."""
     items, probs = [], []
     for env in envs:
-        decisions = list(store.decisions(env=env, policy=teacher))[-limit:]
+        decisions = deque(store.decisions(env=env, policy=teacher), maxlen=limit)  # streamed: a long store fits
         items += [(d.observation, d.legal_actions, d.task_id) for d in decisions]
         probs += [d.probs for d in decisions]
     if not items:

@@ -168,8 +168,8 @@ class BabyAI(TextEnv):
         return out
 
     def observation_text(self) -> str:
-        """Returns what the agent remembers, the current view, what it carries, its facing and last two actions, and
-        the mission."""
+        """Returns the current view, the mission's objects the agent remembers, what it carries, its facing and last
+        two actions, and the mission."""
         carrying = self.env.unwrapped.carrying
         described = f"{carrying.color} {carrying.type}" if carrying is not None else None
         return describe_view(self.obs["image"], described, self.obs["mission"], int(self.obs["direction"]),
