@@ -56,7 +56,8 @@ def episode_buffer(store: ExperienceStore, episode: EpisodeRow, index: int):
     for d in decisions:
         if env.observation_text() != d.observation:
             raise MinariExportError(f"episode {episode.id} does not replay from its seed {episode.seed} (step {d.step} "
-                                    "shows another observation); export episodes the agent recorded with seeds")
+                                    "shows another observation): export episodes the agent recorded with seeds, "
+                                    "by this version (BabyAI's text now remembers the mission's objects)")
         observations.append(d.observation)
         env.step(d.chosen)
     observations.append(env.observation_text())
