@@ -43,6 +43,7 @@ from torch import nn
 
 from agent.kickstart import Demonstrations
 from agent.rl import GroupedRows, RlConfig, ValueHead, features_of, forward_rows
+from agent.student import agrees_with_teacher
 from hrm import Hrm
 
 METRIC_ROWS = 1024
@@ -85,8 +86,8 @@ def _demonstration_loss(model: Hrm, demonstrations: Demonstrations, size: int, g
 
 def _demonstration_metrics(model: Hrm, demonstrations: Demonstrations | None, config: RlConfig,
                            generator: torch.Generator) -> dict[str, float]:
-    """Returns, on a sample of the teacher's decisions, how often the fitted policy's favourite action is the
-    teacher's (distillation's agreement, on the data it was distilled from)."""
+    """Returns, on a sample of the teacher's decisions, how often the fitted policy's favourite action is one of the
+    teacher's best (distillation's agreement, `agrees_with_teacher`, on the data it was distilled from)."""
     if demonstrations is None:
         return {}
     index = torch.randperm(len(demonstrations), generator=generator)[:METRIC_ROWS]
@@ -95,7 +96,7 @@ def _demonstration_metrics(model: Hrm, demonstrations: Demonstrations | None, co
         for part in index.split(config.batch_size * 4):
             logp, _ = forward_rows(model.eval(), demonstrations.batch, part, config.precision)
             target = demonstrations.probs[part.to(logp.device)]
-            agree.append(logp.argmax(-1) == target.argmax(-1))
+            agree.append(agrees_with_teacher(logp, target))
     model.train()
     return {"demonstrations": len(demonstrations), "demonstration_agreement": float(torch.cat(agree).float().mean())}
 

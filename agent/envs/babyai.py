@@ -133,12 +133,16 @@ class BabyAI(TextEnv):
         self.state = (self.seed, self.actions)
         return self.state, reward, terminated, truncated, info
 
+    def _pose(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Returns the agent's cell and the grid vectors of one step forward and one step right."""
+        grid = self.env.unwrapped
+        return np.asarray(grid.agent_pos), np.asarray(grid.dir_vec), np.asarray(grid.right_vec)
+
     def _look(self) -> None:
         """Updates the memory with what the current view shows: every cell it shows holds what is seen there now (if
         the mission names it)."""
-        grid = self.env.unwrapped
         wanted = mission_objects(self.obs["mission"])
-        origin, ahead, right = np.asarray(grid.agent_pos), np.asarray(grid.dir_vec), np.asarray(grid.right_vec)
+        origin, ahead, right = self._pose()
         self._in_view = set()
         image = self.obs["image"]
         for x in range(image.shape[0]):
@@ -158,8 +162,7 @@ class BabyAI(TextEnv):
     def remembered(self) -> list[tuple[int, int, str]]:
         """Returns the mission's objects seen earlier in the episode and out of view now: (steps right, steps forward,
         name)."""
-        grid = self.env.unwrapped
-        origin, ahead, right = np.asarray(grid.agent_pos), np.asarray(grid.dir_vec), np.asarray(grid.right_vec)
+        origin, ahead, right = self._pose()
         out = []
         for cell, label in self.memory.items():
             if cell not in self._in_view:
