@@ -9,8 +9,10 @@ held-out game (s − 50,000) mod n when s is an evaluation seed (`agent.envs.see
 never draws), training game s mod n otherwise, so what is evaluated was never trained on. Games are generated on first
 use and cached under `runs/textworld/<difficulty>/` (about 1.5 s each; safe with several processes).
 
-What the agent sees is compact: the room, the inventory, the last command's answer, then the goal (the student's
-input is cut from the left, so the goal, last, is always kept). The legal actions are the game's admissible commands
+What the agent sees is compact: the room, the inventory, the last command's answer, its own commands so far (the last
+eight), then the goal (the student's input is cut from the left, so the goal, last, is always kept). The goal is a
+list of steps ("First, go south. And then, take the passkey from the mantelpiece. …"), so the commands so far say
+which step is next; without them that has to be read from the room and the inventory. The legal actions are the game's admissible commands
 less the ones that change nothing ("examine …", "look", "inventory": their answer is the room and the inventory,
 already in view). The reward is the game's score increase (1 when the quest is done).
 
@@ -23,7 +25,7 @@ import os
 import string
 import tempfile
 import warnings
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, SupportsFloat
@@ -40,6 +42,7 @@ GAMES_DIR = Path(__file__).resolve().parents[2] / "runs" / "textworld"
 CHARSET = string.printable
 MAX_LEGAL = 64  # the most legal actions an observation offers
 MAX_COMMAND_TOKENS = 16  # the answer slots of the student's long preset (agent-29m-long)
+HISTORY = 8  # the most recent commands the text lists
 _INFOS = textworld.EnvInfos(admissible_commands=True, policy_commands=True, description=True, inventory=True,
                             objective=True, won=True, lost=True, feedback=True)
 _NO_CHANGE = ("examine ", "look", "inventory")
@@ -113,6 +116,16 @@ def compact_text(state: textworld.GameState, first: bool) -> str:
         parts.append(feedback)
     parts.append(f"Goal: {_clean(state.objective)}")
     return "\n".join(parts)
+
+
+def with_history(text: str, commands: Sequence[str]) -> str:
+    """Returns `text` (ending with its "Goal: …" line) with the commands so far, the last HISTORY of them, on a line
+    before the goal."""
+    if not commands:
+        return text
+    rest, goal = text.rsplit("\n", 1)
+    said = "Your commands so far" if len(commands) <= HISTORY else f"Your last {HISTORY} commands"
+    return f"{rest}\n{said}: {', '.join(commands[-HISTORY:])}.\n{goal}"
 
 
 def useful_commands(state: textworld.GameState) -> list[str]:
@@ -210,8 +223,8 @@ class TextWorld(TextEnv):
         return self.state, reward, terminated, truncated, self.info
 
     def observation_text(self) -> str:
-        """Returns the room, the inventory, the last answer and the goal."""
-        return self.text
+        """Returns the room, the inventory, the last answer, the commands so far and the goal."""
+        return with_history(self.text, self.commands)
 
     def legal_actions(self) -> list[str]:
         """Returns the commands that can change the game now."""

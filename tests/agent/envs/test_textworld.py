@@ -4,7 +4,7 @@ import pytest
 
 from agent.envs import make_env
 from agent.envs.seeds import EVALUATION_SEEDS
-from agent.envs.textworld import DIFFICULTIES, game_file
+from agent.envs.textworld import DIFFICULTIES, game_file, with_history
 from agent.oracle import OracleTeacher
 from agent.student import StudentEncoder
 
@@ -22,7 +22,16 @@ def test_the_legal_actions_are_the_games_commands_that_change_something():
     command = env.legal_actions()[0]
     state, _, _, _, _ = env.step(0)
     assert state == (0, (command,)) and env.render_text(state) == env.observation_text()
+    assert env.observation_text().splitlines()[-2] == f"Your commands so far: {command}."
     assert env.render_text(before) == first_text  # any state replays
+
+
+def test_the_text_lists_the_last_eight_commands_before_the_goal():
+    text = "-= Study =-\nYou are carrying: a shirt.\nGoal: First, go east. Then take the key."
+    assert with_history(text, []) == text
+    assert with_history(text, ["go east"]).splitlines()[-2:] == ["Your commands so far: go east.", text.splitlines()[-1]]
+    commands = [f"go {n}" for n in range(10)]
+    assert with_history(text, commands).splitlines()[-2] == f"Your last 8 commands: {', '.join(commands[2:])}."
 
 
 HELD_OUT = range(EVALUATION_SEEDS.start, EVALUATION_SEEDS.start + 3)
