@@ -25,6 +25,7 @@ import os
 import string
 import tempfile
 import warnings
+from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ MAX_LEGAL = 64  # the most legal actions an observation offers
 MAX_COMMAND_TOKENS = 16  # the answer slots of the student's long preset (agent-29m-long)
 HISTORY = 8  # the most recent commands the text lists
 _INFOS = textworld.EnvInfos(admissible_commands=True, policy_commands=True, description=True, inventory=True,
-                            objective=True, won=True, lost=True, feedback=True)
+                            objective=True, won=True, lost=True, feedback=True, facts=True)
 _NO_CHANGE = ("examine ", "look", "inventory")
 
 
@@ -107,12 +108,56 @@ def _clean(answer: str | None) -> str:
     return " ".join(line for line in lines if line)
 
 
+def room_text(state: textworld.GameState) -> str:
+    """Returns the room as its facts have it, without the game's prose: its name, its exits, what is in view (a
+    closed or locked container's contents are not; locked shows as closed, as the game's own text has it)."""
+    facts: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    kinds = {}
+    for fact in state.facts:
+        facts[fact.name].append(tuple(a.name for a in fact.arguments))
+        kinds.update((a.name, a.type) for a in fact.arguments)
+    here = next(room for who, room in facts["at"] if who == "P")
+    closed = {x for (x,) in facts["closed"] + facts["locked"]}
+    doors = {(a, b): door for a, door, b in facts["link"]}
+    exits = []
+    for direction in ("north", "south", "east", "west"):
+        for there, room in facts[f"{direction}_of"]:
+            if room == here:
+                door = doors.get((here, there))
+                exits.append(f"{direction} (a {'closed' if door in closed else 'open'} {door})" if door else direction)
+
+    def holding(thing: str, relation: str) -> list[str]:
+        return [f"a {x}" for x, holder in facts[relation] if holder == thing]
+
+    seen, floor = [], []
+    for thing, room in facts["at"]:
+        if room != here or thing == "P":
+            continue
+        if kinds[thing] == "c":
+            inside = holding(thing, "in")
+            seen.append(f"a closed {thing}" if thing in closed else
+                        f"an open {thing} with {_listed(inside)} in it" if inside else f"an empty open {thing}")
+        elif kinds[thing] == "s":
+            on = holding(thing, "on")
+            seen.append(f"a {thing} with {_listed(on)} on it" if on else f"an empty {thing}")
+        elif kinds[thing] != "d":
+            floor.append(f"a {thing}")
+    if floor:
+        seen.append(f"{_listed(floor)} on the floor")
+    return (f"-= {here.title()} =-\nExits: {', '.join(exits) or 'none'}.\n"
+            f"You see: {'; '.join(seen) or 'nothing'}.")
+
+
+def _listed(things: list[str]) -> str:
+    return things[0] if len(things) == 1 else f"{', '.join(things[:-1])} and {things[-1]}"
+
+
 def compact_text(state: textworld.GameState, first: bool) -> str:
-    """Returns what the agent sees: the room, the inventory, the last command's answer (none at the start, none
-    when it is the room again), the goal."""
-    room, feedback = _clean(state.description), _clean(state.feedback)
-    parts = [room, _clean(state.inventory)]
-    if not first and feedback != room:
+    """Returns what the agent sees: the room (`room_text`), the inventory, the last command's answer (none at the
+    start, none when it is the new room's description), the goal."""
+    feedback = _clean(state.feedback)
+    parts = [room_text(state), _clean(state.inventory)]
+    if not first and feedback != _clean(state.description):
         parts.append(feedback)
     parts.append(f"Goal: {_clean(state.objective)}")
     return "\n".join(parts)

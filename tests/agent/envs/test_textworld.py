@@ -26,6 +26,20 @@ def test_the_legal_actions_are_the_games_commands_that_change_something():
     assert env.render_text(before) == first_text  # any state replays
 
 
+def test_the_room_is_described_by_what_is_in_view_without_the_games_prose():
+    env = make_env("TextWorld-medium")
+    env.reset(seed=7)  # training game 7: a study, west of it a salon with a safe holding the passkey the goal wants
+    assert env.observation_text().splitlines()[:2] == ["-= Study =-", "Exits: west."]
+    env.play("go west")
+    salon = env.observation_text().splitlines()
+    assert salon[:3] == ["-= Salon =-", "Exits: east, west (a closed gate).",
+                         "You see: a closed formless safe; a formless keycard on the floor."]  # the passkey is hidden
+    env.play("open formless safe")
+    assert env.observation_text().splitlines()[2] == ("You see: an open formless safe with a passkey in it; a formless "
+                                                      "keycard on the floor.")
+    assert "You open the formless safe, revealing a passkey." in env.observation_text().splitlines()
+
+
 def test_the_text_lists_the_last_eight_commands_before_the_goal():
     text = "-= Study =-\nYou are carrying: a shirt.\nGoal: First, go east. Then take the key."
     assert with_history(text, []) == text
