@@ -1,20 +1,22 @@
 """TextWorld games as text environments: generated here, admissible commands as legal actions, the game's own
 winning policy as the expert.
 
-`textworld` (Microsoft's text-game generator; its wheel carries the Inform 7 compiler and the Glulx interpreter, so
-nothing is downloaded) generates a game from a seed: rooms, objects and a quest such as "open the refrigerator, take
-the teapot from it, put it on the pan". A difficulty (below) fixes the generator's settings and two disjoint pools of
-games: training games from seeds 1,000 + i, held-out games from seeds 900,000 + j. An episode reset with seed s plays
-held-out game (s − 50,000) mod n when s is an evaluation seed (`agent.envs.seeds.EVALUATION_SEEDS`, which training
-never draws), training game s mod n otherwise, so what is evaluated was never trained on. Games are generated on first
-use and cached under `runs/textworld/<difficulty>/` (about 1.5 s each; safe with several processes).
+`textworld` (Microsoft's text-game generator, pure Python here) generates a game from a seed: rooms, objects and a
+quest such as "open the refrigerator, take the teapot from it, put it on the pan". A difficulty (below) fixes the
+generator's settings and two disjoint pools of games: training games from seeds 1,000 + i (50,000 of them, so nearly
+every training episode plays a game never played before), held-out games from seeds 900,000 + j. An episode reset with
+seed s plays held-out game (s − 50,000) mod n when s is an evaluation seed (`agent.envs.seeds.EVALUATION_SEEDS`, which
+training never draws), training game s mod n otherwise, so what is evaluated was never trained on. Games are generated
+on first use (~0.1 s) and cached under `runs/textworld/<difficulty>/` as TextWorld's game files (.json), which
+TextWorld plays in Python from their logic — no Inform compilation, no interpreter, ~2 ms a command.
 
-What the agent sees is compact: the room, the inventory, the last command's answer, its own commands so far (the last
-eight), then the goal (the student's input is cut from the left, so the goal, last, is always kept). The goal is a
-list of steps ("First, go south. And then, take the passkey from the mantelpiece. …"), so the commands so far say
-which step is next; without them that has to be read from the room and the inventory. The legal actions are the game's admissible commands
-less the ones that change nothing ("examine …", "look", "inventory": their answer is the room and the inventory,
-already in view). The reward is the game's score increase (1 when the quest is done).
+What the agent sees is compact, built from the game's facts rather than its prose: the room (its name, its exits,
+what is in view), the inventory, the agent's own commands so far (the last eight), then the goal (the student's input
+is cut from the left, so the goal, last, is always kept). The goal is a list of steps ("First, go south. And then,
+take the passkey from the mantelpiece. …"), so the commands so far say which step is next. There is no "last answer":
+every legal action succeeds, and what it changed is in the room and the inventory. The legal actions are the game's
+admissible commands less the ones that change nothing ("examine …", "look", "inventory"). The reward is the game's
+score increase (1 when the quest is done).
 
 The state a policy sees (`Observation.state`) is (seed, commands so far): hashable, stored as text, and enough to
 replay the episode, which is how the expert (TextWorld's `policy_commands`, the shortest winning commands from the
@@ -24,7 +26,6 @@ current state) is asked what to do in any state.
 import os
 import string
 import tempfile
-import warnings
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from typing import Any, SupportsFloat
 import gymnasium
 import textworld
 from gymnasium import spaces
+from textworld.generator import make_game
 
 from agent.envs.base import TextEnv
 from agent.envs.seeds import EVALUATION_SEEDS
@@ -44,8 +46,8 @@ CHARSET = string.printable
 MAX_LEGAL = 64  # the most legal actions an observation offers
 MAX_COMMAND_TOKENS = 16  # the answer slots of the student's long preset (agent-29m-long)
 HISTORY = 8  # the most recent commands the text lists
-_INFOS = textworld.EnvInfos(admissible_commands=True, policy_commands=True, description=True, inventory=True,
-                            objective=True, won=True, lost=True, feedback=True, facts=True)
+_INFOS = textworld.EnvInfos(admissible_commands=True, policy_commands=True, facts=True, objective=True, won=True,
+                            lost=True)
 _NO_CHANGE = ("examine ", "look", "inventory")
 
 
@@ -63,10 +65,10 @@ class Difficulty:
 DIFFICULTIES = {
     # Two or three rooms' worth of furniture, a two-step quest ("open the chest, take the key from it"): the policy
     # has to read the goal and the room, as no two games share a layout or a quest.
-    "simple": Difficulty(rooms=2, objects=4, quest_length=2, train_games=200, held_out_games=100),
+    "simple": Difficulty(rooms=2, objects=4, quest_length=2, train_games=50_000, held_out_games=100),
     # Four rooms, eight objects, a four-step quest across rooms: a uniformly random player wins ~0.25 of the games
     # within the 50-step limit (0.78 in "simple"), the walkthrough all of them in four commands.
-    "medium": Difficulty(rooms=4, objects=8, quest_length=4, train_games=200, held_out_games=100),
+    "medium": Difficulty(rooms=4, objects=8, quest_length=4, train_games=50_000, held_out_games=100),
 }
 
 
@@ -77,35 +79,28 @@ def game_file(difficulty: str, seed: int) -> Path:
         pool, index, generator_seed = "held-out", (seed - EVALUATION_SEEDS.start) % settings.held_out_games, 900_000
     else:
         pool, index, generator_seed = "train", seed % settings.train_games, 1_000
-    path = GAMES_DIR / difficulty / pool / f"game-{index}.z8"
+    path = GAMES_DIR / difficulty / pool / f"game-{index}.json"
     if not path.exists():
         _generate(settings, generator_seed + index, path)
     return path
 
 
 def _generate(settings: Difficulty, seed: int, path: Path) -> None:
-    """Generates one game into a private folder, then moves it into place (its .json first, the .z8 marks it done)."""
+    """Generates one game and writes its file into place whole (safe with several processes)."""
+    options = textworld.GameOptions()
+    options.seeds = seed
+    options.nb_rooms, options.nb_objects, options.quest_length = settings.rooms, settings.objects, settings.quest_length
+    game = make_game(options)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-        options = textworld.GameOptions()
-        options.seeds = seed
-        options.nb_rooms, options.nb_objects, options.quest_length = (settings.rooms, settings.objects,
-                                                                       settings.quest_length)
-        options.path = str(Path(scratch) / path.name)
-        made, _ = textworld.make(options)
-        os.replace(Path(made).with_suffix(".json"), path.with_suffix(".json"))
-        os.replace(made, path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as scratch:
+        pass
+    game.save(scratch.name)
+    os.replace(scratch.name, path)
 
 
-def _clean(answer: str | None) -> str:
-    """Returns a game's answer on one line, without blank lines and without the interpreter's prompt and status bar
-    (everything from the line starting with ">"); "" for no answer."""
-    lines = []
-    for line in (answer or "").splitlines():
-        if line.lstrip().startswith(">"):
-            break
-        lines.append(line.strip())
-    return " ".join(line for line in lines if line)
+def _clean(text: str | None) -> str:
+    """Returns a game's text on one line."""
+    return " ".join(line.strip() for line in (text or "").splitlines() if line.strip())
 
 
 def room_text(state: textworld.GameState) -> str:
@@ -124,10 +119,11 @@ def room_text(state: textworld.GameState) -> str:
         for there, room in facts[f"{direction}_of"]:
             if room == here:
                 door = doors.get((here, there))
-                exits.append(f"{direction} (a {'closed' if door in closed else 'open'} {door})" if door else direction)
+                state = "closed" if door in closed else "open"
+                exits.append(f"{direction} (a {state} {door})" if door else direction)
 
     def holding(thing: str, relation: str) -> list[str]:
-        return [f"a {x}" for x, holder in facts[relation] if holder == thing]
+        return [_a(x) for x, holder in facts[relation] if holder == thing]
 
     seen, floor = [], []
     for thing, room in facts["at"]:
@@ -139,28 +135,33 @@ def room_text(state: textworld.GameState) -> str:
                         f"an open {thing} with {_listed(inside)} in it" if inside else f"an empty open {thing}")
         elif kinds[thing] == "s":
             on = holding(thing, "on")
-            seen.append(f"a {thing} with {_listed(on)} on it" if on else f"an empty {thing}")
+            seen.append(f"{_a(thing)} with {_listed(on)} on it" if on else f"an empty {thing}")
         elif kinds[thing] != "d":
-            floor.append(f"a {thing}")
+            floor.append(_a(thing))
     if floor:
         seen.append(f"{_listed(floor)} on the floor")
     return (f"-= {here.title()} =-\nExits: {', '.join(exits) or 'none'}.\n"
             f"You see: {'; '.join(seen) or 'nothing'}.")
 
 
+def _a(name: str) -> str:
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+
 def _listed(things: list[str]) -> str:
     return things[0] if len(things) == 1 else f"{', '.join(things[:-1])} and {things[-1]}"
 
 
-def compact_text(state: textworld.GameState, first: bool) -> str:
-    """Returns what the agent sees: the room (`room_text`), the inventory, the last command's answer (none at the
-    start, none when it is the new room's description), the goal."""
-    feedback = _clean(state.feedback)
-    parts = [room_text(state), _clean(state.inventory)]
-    if not first and feedback != _clean(state.description):
-        parts.append(feedback)
-    parts.append(f"Goal: {_clean(state.objective)}")
-    return "\n".join(parts)
+def inventory_text(state: textworld.GameState) -> str:
+    """Returns what the agent carries, as the game says it: "You are carrying: a shirt and a key." """
+    carried = [_a(thing.name) for fact in state.facts if fact.name == "in" and fact.arguments[1].name == "I"
+               for thing in fact.arguments[:1]]
+    return f"You are carrying: {_listed(carried)}." if carried else "You are carrying nothing."
+
+
+def compact_text(state: textworld.GameState) -> str:
+    """Returns what the agent sees: the room (`room_text`), the inventory, the goal."""
+    return "\n".join((room_text(state), inventory_text(state), f"Goal: {_clean(state.objective)}"))
 
 
 def with_history(text: str, commands: Sequence[str]) -> str:
@@ -207,16 +208,14 @@ class TextWorldGym(gymnasium.Env):
         if path != self.game_path:
             if self.game is not None:
                 self.game.close()
-            with warnings.catch_warnings():  # jericho's "not fully supported": TextWorld keeps the score itself
-                warnings.simplefilter("ignore")
-                self.game, self.game_path = textworld.start(str(path), request_infos=_INFOS), path
+            self.game, self.game_path = textworld.start(str(path), request_infos=_INFOS), path
         self.game_state = self.game.reset()
-        return compact_text(self.game_state, first=True), self._info()
+        return compact_text(self.game_state), self._info()
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict]:
-        before = self.game_state.score
+        before = self.game_state.score or 0  # none before the first command
         self.game_state, score, done = self.game.step(action)
-        return compact_text(self.game_state, first=False), float(score - before), bool(done), False, self._info()
+        return compact_text(self.game_state), float(score - before), bool(done), False, self._info()
 
     def _info(self) -> dict:
         state = self.game_state

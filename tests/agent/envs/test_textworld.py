@@ -37,13 +37,13 @@ def test_the_room_is_described_by_what_is_in_view_without_the_games_prose():
     env.play("open formless safe")
     assert env.observation_text().splitlines()[2] == ("You see: an open formless safe with a passkey in it; a formless "
                                                       "keycard on the floor.")
-    assert "You open the formless safe, revealing a passkey." in env.observation_text().splitlines()
 
 
 def test_the_text_lists_the_last_eight_commands_before_the_goal():
     text = "-= Study =-\nYou are carrying: a shirt.\nGoal: First, go east. Then take the key."
     assert with_history(text, []) == text
-    assert with_history(text, ["go east"]).splitlines()[-2:] == ["Your commands so far: go east.", text.splitlines()[-1]]
+    goal = text.splitlines()[-1]
+    assert with_history(text, ["go east"]).splitlines()[-2:] == ["Your commands so far: go east.", goal]
     commands = [f"go {n}" for n in range(10)]
     assert with_history(text, commands).splitlines()[-2] == f"Your last 8 commands: {', '.join(commands[2:])}."
 
@@ -74,7 +74,7 @@ def test_the_walkthrough_oracle_wins_its_games_and_fits_the_long_student(name, s
 def test_evaluation_seeds_play_held_out_games_and_no_training_seed_does():
     settings = DIFFICULTIES["simple"]
     held_out = {game_file("simple", s) for s in EVALUATION_SEEDS[:3]}
-    training = {game_file("simple", s) for s in (0, 1, settings.train_games, EVALUATION_SEEDS.stop + 2)}
+    training = {game_file("simple", s) for s in (0, 1, EVALUATION_SEEDS.stop)}
     assert all(p.parent.name == "held-out" for p in held_out) and all(p.parent.name == "train" for p in training)
-    assert len(training) == 3  # seed mod the pool: 0 and train_games play the same game
+    assert len(training) == 2 and EVALUATION_SEEDS.stop % settings.train_games == 0  # seed mod the pool
     assert {p.read_bytes() for p in held_out}.isdisjoint({p.read_bytes() for p in training})
