@@ -57,7 +57,8 @@ def episode_buffer(store: ExperienceStore, episode: EpisodeRow, index: int):
         if env.observation_text() != d.observation:
             raise MinariExportError(f"episode {episode.id} does not replay from its seed {episode.seed} (step {d.step} "
                                     "shows another observation): export episodes the agent recorded with seeds, "
-                                    "by this version (BabyAI's text now remembers the mission's objects)")
+                                    "by this version (BabyAI's text now remembers the mission's objects; TextWorld's "
+                                    "training seeds now play other games, described from their facts)")
         observations.append(d.observation)
         env.step(d.chosen)
     observations.append(env.observation_text())
