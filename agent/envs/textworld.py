@@ -25,7 +25,6 @@ current state) is asked what to do in any state.
 
 import os
 import string
-import tempfile
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -92,10 +91,9 @@ def _generate(settings: Difficulty, seed: int, path: Path) -> None:
     options.nb_rooms, options.nb_objects, options.quest_length = settings.rooms, settings.objects, settings.quest_length
     game = make_game(options)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as scratch:
-        pass
-    game.save(scratch.name)
-    os.replace(scratch.name, path)
+    scratch = path.with_name(f"{path.name}.{os.getpid()}.part")
+    game.save(str(scratch))
+    os.replace(scratch, path)
 
 
 def _clean(text: str | None) -> str:
@@ -103,14 +101,29 @@ def _clean(text: str | None) -> str:
     return " ".join(line.strip() for line in (text or "").splitlines() if line.strip())
 
 
-def room_text(state: textworld.GameState) -> str:
-    """Returns the room as its facts have it, without the game's prose: its name, its exits, what is in view (a
-    closed or locked container's contents are not; locked shows as closed, as the game's own text has it)."""
-    facts: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+Facts = dict[str, list[tuple[str, ...]]]
+"""A game state's facts by predicate: "at" → [("P", "study"), ("stand", "workshop"), …]."""
+
+
+def _facts(state: textworld.GameState) -> tuple[Facts, dict[str, str]]:
+    """Returns the state's facts by predicate, and each named thing's kind ("r" room, "c" container, "s" supporter,
+    "d" door, "k" key, "o" object, …)."""
+    facts: Facts = defaultdict(list)
     kinds = {}
     for fact in state.facts:
         facts[fact.name].append(tuple(a.name for a in fact.arguments))
         kinds.update((a.name, a.type) for a in fact.arguments)
+    return facts, kinds
+
+
+def _holding(facts: Facts, holder: str, relation: str) -> list[str]:
+    """Returns what `relation` ("in", "on") puts in or on `holder`, each with its article."""
+    return [_a(thing) for thing, where in facts[relation] if where == holder]
+
+
+def room_text(facts: Facts, kinds: dict[str, str]) -> str:
+    """Returns the room as its facts have it, without the game's prose: its name, its exits, what is in view (a
+    closed or locked container's contents are not; locked shows as closed, as the game's own text has it)."""
     here = next(room for who, room in facts["at"] if who == "P")
     closed = {x for (x,) in facts["closed"] + facts["locked"]}
     doors = {(a, b): door for a, door, b in facts["link"]}
@@ -119,22 +132,18 @@ def room_text(state: textworld.GameState) -> str:
         for there, room in facts[f"{direction}_of"]:
             if room == here:
                 door = doors.get((here, there))
-                state = "closed" if door in closed else "open"
-                exits.append(f"{direction} (a {state} {door})" if door else direction)
-
-    def holding(thing: str, relation: str) -> list[str]:
-        return [_a(x) for x, holder in facts[relation] if holder == thing]
-
+                shut = "closed" if door in closed else "open"
+                exits.append(f"{direction} (a {shut} {door})" if door else direction)
     seen, floor = [], []
     for thing, room in facts["at"]:
         if room != here or thing == "P":
             continue
         if kinds[thing] == "c":
-            inside = holding(thing, "in")
+            inside = _holding(facts, thing, "in")
             seen.append(f"a closed {thing}" if thing in closed else
                         f"an open {thing} with {_listed(inside)} in it" if inside else f"an empty open {thing}")
         elif kinds[thing] == "s":
-            on = holding(thing, "on")
+            on = _holding(facts, thing, "on")
             seen.append(f"{_a(thing)} with {_listed(on)} on it" if on else f"an empty {thing}")
         elif kinds[thing] != "d":
             floor.append(_a(thing))
@@ -152,16 +161,13 @@ def _listed(things: list[str]) -> str:
     return things[0] if len(things) == 1 else f"{', '.join(things[:-1])} and {things[-1]}"
 
 
-def inventory_text(state: textworld.GameState) -> str:
-    """Returns what the agent carries, as the game says it: "You are carrying: a shirt and a key." """
-    carried = [_a(thing.name) for fact in state.facts if fact.name == "in" and fact.arguments[1].name == "I"
-               for thing in fact.arguments[:1]]
-    return f"You are carrying: {_listed(carried)}." if carried else "You are carrying nothing."
-
-
 def compact_text(state: textworld.GameState) -> str:
-    """Returns what the agent sees: the room (`room_text`), the inventory, the goal."""
-    return "\n".join((room_text(state), inventory_text(state), f"Goal: {_clean(state.objective)}"))
+    """Returns what the agent sees: the room (`room_text`), what it carries ("You are carrying: a shirt and a key.",
+    as the game says it), the goal."""
+    facts, kinds = _facts(state)
+    carried = _holding(facts, "I", "in")
+    inventory = f"You are carrying: {_listed(carried)}." if carried else "You are carrying nothing."
+    return "\n".join((room_text(facts, kinds), inventory, f"Goal: {_clean(state.objective)}"))
 
 
 def with_history(text: str, commands: Sequence[str]) -> str:
@@ -267,7 +273,7 @@ class TextWorld(TextEnv):
         return self.state, reward, terminated, truncated, self.info
 
     def observation_text(self) -> str:
-        """Returns the room, the inventory, the last answer, the commands so far and the goal."""
+        """Returns the room, the inventory, the commands so far and the goal."""
         return with_history(self.text, self.commands)
 
     def legal_actions(self) -> list[str]:
