@@ -23,6 +23,7 @@ from agent.student import StudentEncoder, batches_by_length, distillation_loss, 
 from data.datasets import DistillationData, build_distillation_data
 from data.store import DEFAULT_DB, DEFAULT_MODELS, ExperienceStore, StoreError, absolute_db
 from hrm import CheckpointError, Hrm, HrmConfig, TrainConfig, Trainer, fit, pick_device
+from hrm.checkpoint import load_checkpoint, model_config_from
 from hrm.cli import Range, check_ranges, parse_args
 from hrm.device import resolve_precision
 from hrm.distributed import init_distributed
@@ -73,10 +74,10 @@ class DistillArgs:
     soon as it agrees enough (RL improves it from there). --epochs stays the bound."""
     give_up: Annotated[int, Range(0)] = 0
     """Stop a run still below --threshold when its best held-out agreement has not improved for this many epochs (the
-    agent then collects more teacher decisions and distils again on them); 0 (the default) trains all --epochs. Off by
-    default because agreement often sits on a plateau before it climbs: with 10 the default envs' first runs gave up at
-    38–40 % (FrozenLake + Taxi, oracle:0.5), where an uninterrupted run passes 70 %. BabyAI-GoToLocal at 1,100
-    decisions was the other case, before its text said which way the agent faces: 0.43–0.69 for 60 minutes."""
+    agent then collects more teacher decisions and distils again on them, from this run's weights); 0 (the default)
+    trains all --epochs. Off here because agreement often sits on a plateau before it climbs: with 10 the default
+    envs' first runs gave up at 38–40 % (FrozenLake + Taxi, oracle:0.5), where an uninterrupted run passes 70 %. The
+    agent turns it on for TextWorld (start_training.py --distill-give-up), whose unseen games need more decisions."""
     activate: bool = True
     """Activate the model when it reaches the threshold (--no-activate only registers it)."""
     min_examples: Annotated[int, Range(1)] = 100
@@ -103,6 +104,10 @@ class DistillArgs:
     """Folder for run folders (checkpoints and metrics.jsonl)."""
     resume: bool = False
     """Continue the newest unfinished distillation run from its last checkpoint, on the decisions it started with."""
+    init_from: str | None = None
+    """Start from this student checkpoint's weights (an earlier run's last.pt, same architecture) instead of a fresh
+    initialisation, with a fresh optimizer and schedule, on every decision stored now: the agent's next distillation
+    after one that missed the threshold goes on from where that one stood, on more data."""
     checkpoint_minutes: Annotated[float, Range(0, open_low=True)] = 2.0
     """Minutes of training between checkpoints (also one every 5 epochs and at the end): a kill loses no more."""
     log_every: Annotated[int, Range(1)] = 10
@@ -118,6 +123,20 @@ class DistillArgs:
         # checkpoint paths then mean the same files wherever they are read from.
         self.db = absolute_db(self.db)
         self.out = str(Path(self.out).resolve())
+        self.init_from = str(Path(self.init_from).resolve()) if self.init_from else None
+
+
+def initial_student(args: DistillArgs, config: HrmConfig) -> Hrm:
+    """Returns the student a new run starts from: fresh, or --init-from's weights when its architecture matches."""
+    model = Hrm(config)
+    if args.init_from is None:
+        return model
+    state = load_checkpoint(args.init_from)
+    if model_config_from(state, args.init_from) != config:
+        raise UsageError(f"--init-from {args.init_from} holds a student of another architecture than this run's "
+                         f"{args.preset} (width, input length or ACT bound differ): drop --init-from or match them")
+    model.load_state_dict(state["model"])
+    return model
 
 
 def model_config(args: DistillArgs) -> HrmConfig:
@@ -238,7 +257,7 @@ def train_student(args: DistillArgs) -> tuple[int, Path, dict, ExperienceStore] 
                                    grad_clip=args.grad_clip,
                                    mixed_precision=resolve_precision(args.mixed_precision, device),
                                    continue_loss=args.continue_loss, seed=args.seed)
-        trainer = Trainer(Hrm(config), train_config, device, loss_fn=distillation_loss)
+        trainer = Trainer(initial_student(args, config), train_config, device, loss_fn=distillation_loss)
         run_dir = Path(args.out) / f"distill-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         run_id = None
         if info.is_main:

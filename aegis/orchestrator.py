@@ -5,7 +5,7 @@ where it was; every phase change, training run, swap, promotion and rejection is
 `train_hrm.py --resume` in a child process (it dies with the agent and resumes from its checkpoint on restart)
 while the runner waits (or keeps collecting, with --collect-while-distilling); a failed child is retried with
 exponential backoff; a model below the threshold leaves the teacher acting and distillation runs again after another
-`trigger` decisions.
+`trigger` decisions, starting from that model's weights.
 """
 
 import ctypes
@@ -43,6 +43,8 @@ from hrm.runlog import MetricsLog
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("collect", "distil", "switch", "improve")
+LONG_TEXT_GIVE_UP = 2
+"""Epochs without a new best after which a long-text env's distillation gives up and asks for more decisions."""
 
 
 def env_names(envs: str) -> list[str]:
@@ -86,9 +88,12 @@ class AgentConfig:
     """Distillation: the student's width (None: the preset's; smaller for quick experiments)."""
     distill_patience: Annotated[int, Range(0)] = DistillArgs.patience
     """Distillation: stop once at the threshold and the best agreement has not improved for this many epochs."""
-    distill_give_up: Annotated[int, Range(0)] = DistillArgs.give_up
-    """Distillation: stop below the threshold once the best agreement has not improved for this many epochs (0, the
-    default: never); the teacher then collects another --trigger decisions and distillation runs again on them."""
+    distill_give_up: Annotated[int | None, Range(0)] = None
+    """Distillation: stop below the threshold once the best agreement has not improved for this many epochs; the
+    teacher then collects another --trigger decisions and distillation goes on from that student's weights on all of
+    them. 0: never. Unset (auto): 2 where an env needs the long student (TextWorld, where every episode is a new game:
+    past ~10 epochs on 1,100 decisions agreement on unseen games stops rising, and more decisions lift it), 0 elsewhere
+    (the default envs' agreement sits on a plateau before it climbs to the threshold)."""
     distill_checkpoint_minutes: Annotated[float, Range(0, open_low=True)] = DistillArgs.checkpoint_minutes
     """Distillation: minutes of training between checkpoints; a kill of the agent loses no more."""
     distill_min_examples: Annotated[int, Range(1)] = DistillArgs.min_examples
@@ -183,7 +188,7 @@ class AgentConfig:
         flags = ["--epochs", str(self.distill_epochs), "--batch-size", str(self.distill_batch_size), "--lr",
                  str(self.distill_lr), "--distinct" if self.distill_distinct else "--no-distinct", "--min-examples",
                  str(self.distill_min_examples), "--patience", str(self.distill_patience), "--give-up",
-                 str(self.distill_give_up), "--checkpoint-minutes", str(self.distill_checkpoint_minutes),
+                 str(self.give_up_epochs()), "--checkpoint-minutes", str(self.distill_checkpoint_minutes),
                  "--mixed-precision", self.precision]
         if self.distill_halt_max_steps is not None:
             flags += ["--halt-max-steps", str(self.distill_halt_max_steps)]
@@ -199,6 +204,12 @@ class AgentConfig:
         if self.distill_preset != "auto":
             return self.distill_preset
         return "agent-29m-long" if any(env_class(name).long_text for name in env_names(self.envs)) else "agent-29m"
+
+    def give_up_epochs(self) -> int:
+        """Returns distillation's --give-up: the one asked for, or for auto the one the envs need."""
+        if self.distill_give_up is not None:
+            return self.distill_give_up
+        return LONG_TEXT_GIVE_UP if self.student_preset() == "agent-29m-long" else 0
 
     def rl_config(self) -> RlConfig:
         """Returns the RL rounds' settings."""
@@ -311,10 +322,13 @@ class Orchestrator:
                *self.config.distill_flags()]
         if self.config.device:
             cmd += ["--device", self.config.device]
+        warm = self._warm_start_flags()
+        cmd += warm
         with self.child_log.open("w") as log:
             self.child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        self.store.log_event("train", f"distillation started on {self.decisions} decisions (pid {self.child.pid}, "
-                             f"log {self.child_log})", pid=self.child.pid)
+        start = f"from {warm[1]}" if warm else "fresh"
+        self.store.log_event("train", f"distillation started on {self.decisions} decisions, {start} (pid "
+                             f"{self.child.pid}, log {self.child_log})", pid=self.child.pid)
         self.set_phase("distil", f"{self.decisions} decisions ≥ {next_at}")
 
     def _poll_distillation(self) -> None:
@@ -324,6 +338,7 @@ class Orchestrator:
         if code == 0:
             self.store.set_state("distill_failures", 0)
             if self.store.active_version() is None:
+                self._remember_warm_start()
                 self.store.set_state("next_distill_at", self.decisions + self.config.trigger)
                 self.set_phase("collect", f"distilled model below {self.config.threshold:.0%} agreement; the "
                                f"teacher keeps acting until {self.decisions + self.config.trigger} decisions")
@@ -336,6 +351,25 @@ class Orchestrator:
         self.store.log_event("train_failed", f"distillation exited with code {code}; retry in {delay:.0f}s "
                              f"({tail[0] if tail else 'no output'})", code=code, log=str(self.child_log))
         self.set_phase("collect", "distillation failed")
+
+    def _student_key(self) -> list:
+        """What makes two students' weights interchangeable: preset, width and ACT bound."""
+        c = self.config
+        return [self.config.student_preset(), c.distill_hidden_size, c.distill_halt_max_steps]
+
+    def _remember_warm_start(self) -> None:
+        """After a distillation that missed the threshold: the next one starts from its student's weights."""
+        missed = next((v for v in self.store.model_versions(limit=20) if v.kind == "imitation"), None)
+        if missed is not None:
+            self.store.set_state("warm_start", {"checkpoint": missed.checkpoint_path, "student": self._student_key()})
+
+    def _warm_start_flags(self) -> list[str]:
+        """Returns --init-from the last missed student when its architecture is this config's and it still exists
+        (a changed --distill-preset or width starts fresh)."""
+        warm = self.store.get_state("warm_start")
+        if warm is None or warm["student"] != self._student_key() or not Path(warm["checkpoint"]).is_file():
+            return []
+        return ["--init-from", warm["checkpoint"]]
 
     def _stop_child(self) -> None:
         if self.child is not None and self.child.poll() is None:

@@ -61,14 +61,33 @@ def is_teacher_decision(decision: DecisionRecord) -> bool:
     return decision.model_version is None
 
 
+def _unit_hash(ids: np.ndarray, seed: int) -> np.ndarray:
+    """Returns a seeded, well-mixed value in [0, 1) for each id (SplitMix64 of id and seed)."""
+    with np.errstate(over="ignore"):  # the mixing wraps around 2**64 on purpose
+        x = ids.astype(np.uint64) + np.uint64(seed % 2**32) * np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) / 2.0**53
+
+
 def split_episodes(episode_ids: Sequence[int], held_out_fraction: float, seed: int) -> tuple[set[int], set[int]]:
-    """Returns (train, held-out) episode id sets: a seeded shuffle, at least one episode on each side if possible."""
-    ids = np.array(sorted(set(episode_ids)))
-    np.random.default_rng(seed).shuffle(ids)
-    n_held = int(round(len(ids) * held_out_fraction))
-    if len(ids) >= 2:
-        n_held = min(max(n_held, 1), len(ids) - 1)
-    return set(ids[n_held:].tolist()), set(ids[:n_held].tolist())
+    """Returns (train, held-out) episode id sets, at least one episode on each side if possible.
+
+    An episode's side depends only on its id and `seed` (a seeded hash below `held_out_fraction` holds it out), not on
+    which other episodes exist: as the store grows, every episode stays where it was, so a student that goes on
+    training from an earlier run's weights is never scored on episodes it trained on.
+    """
+    ids = np.array(sorted(set(episode_ids)), dtype=np.int64)
+    if len(ids) < 2:
+        return set(ids.tolist()), set()
+    u = _unit_hash(ids, seed)
+    held = u < held_out_fraction
+    if not held.any():
+        held[np.argmin(u)] = True
+    elif held.all():
+        held[np.argmax(u)] = False
+    return set(ids[~held].tolist()), set(ids[held].tolist())
 
 
 HELD_OUT = Table("distillation_held_out", MetaData(), Column("episode_id", Integer, primary_key=True),

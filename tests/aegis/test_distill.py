@@ -63,6 +63,24 @@ def test_a_run_that_stops_improving_below_the_threshold_gives_up_early(tmp_path)
     assert 3 <= version.metrics["epochs"] < 60  # at least one best, then two epochs without a new one
 
 
+def test_a_run_from_init_from_starts_where_that_student_stood_and_another_architecture_is_refused(tmp_path):
+    db = tmp_path / "aegis.db"
+    oracle_store(db, 160).close()
+    common = ["--db", str(db), "--out", str(tmp_path / "models"), "--min-examples", "50", "--threshold", "1.0"]
+    assert train_hrm(*common, "--epochs", "4", *SMALL).returncode == 0
+    store = ExperienceStore(db)
+    [trained] = store.model_versions()
+    fresh = train_hrm(*common, "--epochs", "1", "--lr", "1e-12", *SMALL)
+    warm = train_hrm(*common, "--epochs", "1", "--lr", "1e-12", "--init-from", trained.checkpoint_path, *SMALL)
+    assert fresh.returncode == 0 and warm.returncode == 0, warm.stderr[-2000:]
+    warm_version, fresh_version = store.model_versions()[:2]
+    assert warm_version.metrics["loss"] == pytest.approx(trained.metrics["loss"], rel=1e-3)  # the same weights
+    assert fresh_version.metrics["loss"] != pytest.approx(trained.metrics["loss"], rel=1e-2)
+    wider = train_hrm(*common, "--init-from", trained.checkpoint_path, *SMALL, "--hidden-size", "64")
+    assert wider.returncode == 2 and "another architecture" in wider.stderr and len(wider.stderr.splitlines()) == 1
+    assert len(store.model_versions()) == 3  # nothing registered, nothing lost
+
+
 def test_train_hrm_on_an_empty_store_says_why_and_exits_2(tmp_path):
     result = train_hrm("--db", str(tmp_path / "empty.db"), *SMALL)
     assert result.returncode == 2

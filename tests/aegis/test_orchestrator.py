@@ -89,6 +89,22 @@ def test_a_paused_runner_records_nothing_while_distillation_runs(tmp_path):
     assert orch.phase == "improve" and orch.runner.policy.name.startswith("hrm:v")
 
 
+@pytest.mark.slow
+def test_after_a_distillation_below_the_threshold_the_next_one_starts_from_its_student(tmp_path):
+    config = AgentConfig(db=str(tmp_path / "aegis.db"), out=str(tmp_path / "models"), teacher="tiny",
+                         envs="FrozenLake-v1", num_envs=8, trigger=200, device="cpu", **{**SMALL, "threshold": 1.0})
+    orch = Orchestrator(config)
+    while len(orch.store.training_runs(kind="imitation")) < 2 or orch.child is not None:
+        orch.step()
+    second, first = orch.store.training_runs(kind="imitation")
+    missed = orch.store.model_version(first.model_version_id)
+    assert first.config["init_from"] is None and second.config["init_from"] == missed.checkpoint_path
+    assert second.config["data_up_to"] > first.config["data_up_to"]  # on the decisions collected since, too
+    starts = [e.message for e in reversed(orch.store.events(limit=100, kind="train")) if "started" in e.message]
+    assert "fresh" in starts[0] and f"from {missed.checkpoint_path}" in starts[1]
+    assert orch.store.active_version() is None and orch.phase == "collect"
+
+
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -220,6 +236,18 @@ def test_a_long_text_env_gets_the_long_student_and_a_short_preset_is_refused(tmp
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "use --distill-preset agent-29m-long" in result.stderr.strip().splitlines()[-1]
     assert ExperienceStore(tmp_path / "aegis.db").count_decisions() == 0
+
+
+def test_only_the_long_text_envs_distillation_gives_up_for_more_decisions_by_default():
+    def give_up(config: AgentConfig) -> str:
+        flags = config.distill_flags()
+        return flags[flags.index("--give-up") + 1]
+
+    assert give_up(AgentConfig(envs="FrozenLake-v1,Taxi-v4")) == "0"
+    assert give_up(AgentConfig(envs="BabyAI-GoToLocal")) == "0"
+    assert give_up(AgentConfig(envs="TextWorld-medium")) == "2"
+    assert give_up(AgentConfig(envs="TextWorld-medium", distill_give_up=0)) == "0"
+    assert give_up(AgentConfig(envs="Taxi-v4", distill_give_up=5)) == "5"
 
 
 def test_one_precision_setting_reaches_distillation_rl_and_the_acting_slot(tmp_path):

@@ -14,10 +14,19 @@ from data.store import ExperienceStore
 
 
 def test_split_is_by_episode_and_fixed_by_the_seed():
-    train, held = split_episodes(range(50), 0.2, seed=3)
-    assert not train & held and len(held) == 10 and train | held == set(range(50))
-    assert split_episodes(range(50), 0.2, seed=3) == (train, held)
-    assert split_episodes(range(50), 0.2, seed=4) != (train, held)
+    train, held = split_episodes(range(1000), 0.2, seed=3)
+    assert not train & held and 160 <= len(held) <= 240 and train | held == set(range(1000))
+    assert split_episodes(range(1000), 0.2, seed=3) == (train, held)
+    assert split_episodes(range(1000), 0.2, seed=4) != (train, held)
+
+
+def test_an_episode_keeps_its_side_as_the_store_grows():
+    """A student warm-started from an earlier run must not be scored on episodes that run trained on."""
+    train, held = split_episodes(range(100, 400), 0.2, seed=0)
+    more_train, more_held = split_episodes(range(100, 2000), 0.2, seed=0)
+    assert held <= more_held and train <= more_train
+    assert split_episodes([7], 0.2, seed=0) == ({7}, set())
+    assert all(len(side) == 1 for side in split_episodes([7, 8], 0.2, seed=0))  # one each side when possible
 
 
 def test_no_episode_is_on_both_sides(tmp_path):
