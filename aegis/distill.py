@@ -229,7 +229,7 @@ def train_student(args: DistillArgs) -> tuple[int, Path, dict, ExperienceStore] 
     resumable = _resumable_run(store) if args.resume else None
     # A run trains on the decisions stored when it started, also after a restart (the store keeps growing).
     up_to = resumable[2] if resumable is not None else store.last_decision_id()
-    data: DistillationData = build_distillation_data(store, StudentEncoder(config.seq_len, config.output_len),
+    data: DistillationData = build_distillation_data(store, StudentEncoder.for_config(config),
                                                      args.held_out_fraction, args.seed, up_to=up_to,
                                                      failure_weight=args.failure_weight, distinct=args.distinct)
     usable = len(data.train) + len(data.held_out)

@@ -4,8 +4,9 @@ The phase and the counters that drive it live in the store (`orchestrator_state`
 where it was; every phase change, training run, swap, promotion and rejection is an event. Distillation runs as
 `train_hrm.py --resume` in a child process (it dies with the agent and resumes from its checkpoint on restart)
 while the runner waits (or keeps collecting, with --collect-while-distilling); a failed child is retried with
-exponential backoff; a model below the threshold leaves the teacher acting and distillation runs again after another
-`trigger` decisions, starting from that model's weights.
+exponential backoff; a model below the threshold leaves the teacher acting until the store holds twice the decisions
+(at least `trigger` more), and distillation runs again on all of them, starting from that model's weights: collecting
+is cheap next to training, and doubling keeps the retraining a constant factor of the last run.
 """
 
 import ctypes
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from aegis.distill import DistillArgs
+from aegis.distill import DistillArgs, model_config
 from aegis.improve import (
     ImproveConfig,
     ReturnsCache,
@@ -68,7 +69,8 @@ class AgentConfig:
     temperature: Annotated[float, Range(0, open_low=True)] = 1.0
     """GPT-2 teacher's sampling temperature (exploration)."""
     trigger: Annotated[int, Range(1)] = 1100
-    """Teacher decisions in the store that start a distillation (and again after each one that misses)."""
+    """Teacher decisions in the store that start the first distillation (after one that misses, the next starts at
+    twice the decisions it had, at least --trigger more)."""
     threshold: Annotated[float, Range(0, 1)] = 0.70
     """Held-out agreement at which a distilled model is activated."""
     distill_epochs: Annotated[int, Range(1)] = DistillArgs.epochs
@@ -90,10 +92,11 @@ class AgentConfig:
     """Distillation: stop once at the threshold and the best agreement has not improved for this many epochs."""
     distill_give_up: Annotated[int | None, Range(0)] = None
     """Distillation: stop below the threshold once the best agreement has not improved for this many epochs; the
-    teacher then collects another --trigger decisions and distillation goes on from that student's weights on all of
-    them. 0: never. Unset (auto): 2 where an env needs the long student (TextWorld, where every episode is a new game:
-    past ~10 epochs on 1,100 decisions agreement on unseen games stops rising, and more decisions lift it), 0 elsewhere
-    (the default envs' agreement sits on a plateau before it climbs to the threshold)."""
+    teacher then collects until the store holds twice the decisions and distillation goes on from that student's
+    weights on all of them. 0: never. Unset (auto): 2 where an env needs the long student (TextWorld, where every
+    episode is a new game: past ~10 epochs on 1,100 decisions agreement on unseen games stops rising, and more
+    decisions lift it), 0 elsewhere (the default envs' agreement sits on a plateau before it climbs to the
+    threshold)."""
     distill_checkpoint_minutes: Annotated[float, Range(0, open_low=True)] = DistillArgs.checkpoint_minutes
     """Distillation: minutes of training between checkpoints; a kill of the agent loses no more."""
     distill_min_examples: Annotated[int, Range(1)] = DistillArgs.min_examples
@@ -339,9 +342,10 @@ class Orchestrator:
             self.store.set_state("distill_failures", 0)
             if self.store.active_version() is None:
                 self._remember_warm_start()
-                self.store.set_state("next_distill_at", self.decisions + self.config.trigger)
+                next_at = max(2 * self.decisions, self.decisions + self.config.trigger)
+                self.store.set_state("next_distill_at", next_at)
                 self.set_phase("collect", f"distilled model below {self.config.threshold:.0%} agreement; the "
-                               f"teacher keeps acting until {self.decisions + self.config.trigger} decisions")
+                               f"teacher keeps acting until {next_at} decisions")
             return
         failures = self.store.get_state("distill_failures", 0) + 1
         delay = self.config.retry_backoff * 2 ** (failures - 1)
@@ -352,10 +356,13 @@ class Orchestrator:
                              f"({tail[0] if tail else 'no output'})", code=code, log=str(self.child_log))
         self.set_phase("collect", "distillation failed")
 
-    def _student_key(self) -> list:
-        """What makes two students' weights interchangeable: preset, width and ACT bound."""
+    def _student_key(self) -> dict:
+        """The architecture the next distillation builds (preset, width, ACT bound, answer encoding): a missed
+        student's weights carry over only to the same one."""
         c = self.config
-        return [self.config.student_preset(), c.distill_hidden_size, c.distill_halt_max_steps]
+        args = DistillArgs(preset=c.student_preset(), hidden_size=c.distill_hidden_size,
+                           halt_max_steps=c.distill_halt_max_steps)
+        return model_config(args).to_dict()
 
     def _remember_warm_start(self) -> None:
         """After a distillation that missed the threshold: the next one starts from its student's weights."""

@@ -75,7 +75,7 @@ def main() -> None:
     wall = time.perf_counter() - started
 
     config = model_config(distill_args)
-    data = build_distillation_data(store, StudentEncoder(config.seq_len, config.output_len),
+    data = build_distillation_data(store, StudentEncoder.for_config(config),
                                    distill_args.held_out_fraction, distill_args.seed)
     checkpoint = store.model_version(result["version"]).checkpoint_path
     model = load_model(Path(checkpoint), "cpu")

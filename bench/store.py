@@ -88,7 +88,7 @@ def measure_build(db: str, row_by_row: bool) -> dict:
     before the build), and a summary of the rows it built."""
     args = DistillArgs(db=db)
     config = model_config(args)
-    encoder = StudentEncoder(config.seq_len, config.output_len)
+    encoder = StudentEncoder.for_config(config)
     store = ExperienceStore(db)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     build = row_by_row_build if row_by_row else build_distillation_data

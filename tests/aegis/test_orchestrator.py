@@ -1,6 +1,7 @@
 """The autonomous loop as a user runs it: phases, crash safety, and champion/challenger."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -102,6 +103,8 @@ def test_after_a_distillation_below_the_threshold_the_next_one_starts_from_its_s
     assert second.config["data_up_to"] > first.config["data_up_to"]  # on the decisions collected since, too
     starts = [e.message for e in reversed(orch.store.events(limit=100, kind="train")) if "started" in e.message]
     assert "fresh" in starts[0] and f"from {missed.checkpoint_path}" in starts[1]
+    first_on, second_on = (int(re.search(r"started on (\d+) decisions", m).group(1)) for m in starts[:2])
+    assert second_on >= 2 * first_on  # the store doubled before the second try
     assert orch.store.active_version() is None and orch.phase == "collect"
 
 
