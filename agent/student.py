@@ -4,9 +4,7 @@ action, its agreement with a teacher, and the distillation loss. Acting, distill
 The student reads a compact input, not GPT-2's instructions: the observation text and the legal actions, as GPT-2
 tokens, left-truncated and left-padded to a fixed length, followed by K answer slots. Each legal action is a
 candidate answer: its tokens (" south" → [5366]) written into the slots, scored by the sum of their log-probabilities
-at those slots; a student with `answer_end` (the long-text one) also scores GPT-2's end token in the slot after them,
-where one is free, so commands of different lengths compete fairly. "lengths" tells the HRM how many tokens of a row
-are real, so it computes on those only.
+at those slots. "lengths" tells the HRM how many tokens of a row are real, so it computes on those only.
 """
 
 from collections.abc import Iterable, Sequence
@@ -30,17 +28,17 @@ def student_text(observation: str, legal_actions: Sequence[str]) -> str:
 class StudentEncoder:
     """Turns (observation text, legal actions, task id) items into the HRM's input ids and candidate answers."""
 
-    def __init__(self, seq_len: int, answer_len: int, answer_end: bool = False):
+    def __init__(self, seq_len: int, answer_len: int):
         self.tokenizer = gpt2_tokenizer()
-        self.seq_len, self.answer_len, self.answer_end = seq_len, answer_len, answer_end
+        self.seq_len, self.answer_len = seq_len, answer_len
         self.pad_id = self.tokenizer.eos_token_id
         self.slot_id = self.tokenizer("?").input_ids[0]
         self._candidates: dict[str, list[int]] = {}
 
     @classmethod
     def for_config(cls, config: HrmConfig) -> "StudentEncoder":
-        """Returns the encoder that fits a student of this architecture: input length, answer slots, end token."""
-        return cls(config.seq_len, config.output_len, config.answer_end)
+        """Returns the encoder that fits a student of this architecture: its input length and answer slots."""
+        return cls(config.seq_len, config.output_len)
 
     @classmethod
     def for_model(cls, model: Hrm) -> "StudentEncoder":
@@ -48,15 +46,12 @@ class StudentEncoder:
         return cls.for_config(model.config)
 
     def candidate_tokens(self, action: str) -> list[int]:
-        """Returns the action's answer tokens (the GPT-2 tokens of " action", at most answer_len of them), then with
-        answer_end the end token if a slot is left."""
+        """Returns the action's answer tokens (the GPT-2 tokens of " action"); at most answer_len of them."""
         if action not in self._candidates:
             tokens = self.tokenizer(" " + action).input_ids
             if len(tokens) > self.answer_len:
                 raise ValueError(f"action {action!r} is {len(tokens)} GPT-2 tokens; the student answers with at most "
                                  f"{self.answer_len} (raise answer_len)")
-            if self.answer_end and len(tokens) < self.answer_len:
-                tokens = [*tokens, self.tokenizer.eos_token_id]
             self._candidates[action] = tokens
         return self._candidates[action]
 

@@ -48,10 +48,6 @@ class HrmConfig:
     answer_len: int = 0
     """The answer head reads only the last answer_len positions (the agent's answer slots); 0 reads all seq_len.
     Labels have output_len columns."""
-    answer_end: bool = False
-    """The agent's answers end with GPT-2's end token in the slot after an action's last token (where one is free): a
-    short candidate then pays for stopping as a long one pays for each token it adds. On for the long-text student,
-    whose legal commands differ in length every step; off where actions are fixed names (and in older checkpoints)."""
     pos_encoding: str = "rope"
     """"rope" (rotary) or "learned" (an absolute position table)."""
     rope_theta: float = 10000.0
@@ -106,7 +102,7 @@ PRESETS = {
     # separate preset so the default envs keep their short inputs; with `lengths`, short rows cost the same in both.
     "agent-29m-long": HrmConfig(vocab_size=50257, seq_len=512, answer_len=16, num_tasks=16, task_emb_dim=256,
                                 hidden_size=256, num_heads=8, expansion=3.0, H_layers=3, L_layers=2, H_cycles=2,
-                                L_cycles=2, halt_max_steps=8, answer_end=True),
+                                L_cycles=2, halt_max_steps=8),
 }
 
 

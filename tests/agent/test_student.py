@@ -39,25 +39,6 @@ def test_a_candidate_scores_the_sum_of_its_tokens_log_probabilities():
     assert scores[0, 2] == float("-inf")  # padding candidate: never chosen
 
 
-def test_with_answer_end_a_short_command_pays_for_stopping_where_a_long_one_goes_on():
-    short, long = "take key", "take key from chest"
-    ended, open_ended = StudentEncoder(64, 8, answer_end=True), StudentEncoder(64, 8)
-    eos = ended.tokenizer.eos_token_id
-    short_tokens, long_tokens = open_ended.candidate_tokens(short), open_ended.candidate_tokens(long)
-    assert ended.candidate_tokens(short) == [*short_tokens, eos] and ended.candidate_tokens(long) == [*long_tokens, eos]
-    full = "go north " * 4  # 8 tokens: every slot taken, no room for an end
-    assert ended.candidate_tokens(full.strip()) == open_ended.candidate_tokens(full.strip())
-    assert long_tokens[:len(short_tokens)] == short_tokens
-    logits = torch.zeros(1, 8, ended.tokenizer.vocab_size)  # the answer likes " take key" ...
-    logits[0, 0, short_tokens[0]] = logits[0, 1, short_tokens[1]] = 10.0
-    for slot, token in enumerate([*long_tokens[2:], eos], start=2):
-        logits[0, slot, token] = 10.0  # ... and then going on as the long command, and ending after it
-    scores = {encoder: candidate_log_probs(logits, encoder.encode([("Room", (short, long), 0)])["candidates"])[0]
-              for encoder in (ended, open_ended)}
-    assert scores[ended][1] > scores[ended][0]  # the long command wins: ending after " take key" is unlikely
-    assert scores[open_ended][0] > scores[open_ended][1]  # without an end, fewer tokens always cost less
-
-
 def test_agreement_accepts_any_of_the_teachers_tied_best_actions():
     teacher = torch.tensor([[0.5, 0.0, 0.5, 0.0], [0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]])
     picks_second_tie = torch.tensor([[0.0, 1.0, 3.0, 2.0], [0.0, 1.0, 3.0, 2.0], [0.0, 1.0, 3.0, 2.0]])
