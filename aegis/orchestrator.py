@@ -69,8 +69,8 @@ class AgentConfig:
     temperature: Annotated[float, Range(0, open_low=True)] = 1.0
     """GPT-2 teacher's sampling temperature (exploration)."""
     trigger: Annotated[int, Range(1)] = 1100
-    """Teacher decisions in the store that start the first distillation (after one that misses, the next starts at
-    twice the decisions it had, at least --trigger more)."""
+    """Teacher decisions in the store that start the first distillation (after one that misses, the next starts once
+    the store holds twice the decisions it held when that one ended, at least --trigger more)."""
     threshold: Annotated[float, Range(0, 1)] = 0.70
     """Held-out agreement at which a distilled model is activated."""
     distill_epochs: Annotated[int, Range(1)] = DistillArgs.epochs
@@ -357,8 +357,8 @@ class Orchestrator:
         self.set_phase("collect", "distillation failed")
 
     def _student_key(self) -> dict:
-        """The architecture the next distillation builds (preset, width, ACT bound, answer encoding): a missed
-        student's weights carry over only to the same one."""
+        """The architecture the next distillation builds (the model config of its preset, width and ACT bound): a
+        missed student's weights carry over only to the same one."""
         c = self.config
         args = DistillArgs(preset=c.student_preset(), hidden_size=c.distill_hidden_size,
                            halt_max_steps=c.distill_halt_max_steps)
