@@ -148,4 +148,4 @@ class Gpt2Teacher:
         """Returns one decision per observation: the distribution over its legal actions and the chosen index."""
         scores = self.action_log_probs([teacher_prompt(o) for o in observations],
                                        [list(o.legal_actions) for o in observations])
-        return [decision_from_scores(s.double().numpy(), self.rng, greedy, self.temperature) for s in scores]
+        return [decision_from_scores(s.double().cpu().numpy(), self.rng, greedy, self.temperature) for s in scores]

@@ -144,7 +144,7 @@ def show(start: str, summary: dict, results: dict, minutes: float) -> None:
 
 def rl_rounds(store: ExperienceStore, envs: list[str]) -> list[dict]:
     """Prints and returns one row per RL round: the verdict, each env's judged return before → after, and the update's
-    KL, entropy and value loss."""
+    KL, entropy and value loss (— where the model critic served every row: no value head was fitted)."""
     runs = sorted(store.training_runs(kind="rl"), key=lambda r: r.id)
     table = Table("round", "version", "verdict", *(f"{env} champion → challenger" for env in envs),
                   *(f"{env} rollouts" for env in envs), "decisions", "rows", "epochs", "approx KL", "entropy",
@@ -163,7 +163,7 @@ def rl_rounds(store: ExperienceStore, envs: list[str]) -> list[dict]:
                       *(f"{m.get(f'{env}/rollout_return', float('nan')):.3f}" for env in envs),
                       f"{m.get('decisions', 0):,}", f"{m.get('rows', 0):,}", f"{m.get('epochs', 0)}",
                       f"{m.get('approx_kl', float('nan')):.4f}", f"{m.get('entropy', float('nan')):.3f}",
-                      f"{m.get('value_loss', float('nan')):.3g}")
+                      f"{m['value_loss']:.3g}" if "value_loss" in m else "—")
     console.print(table)
     return rows
 
