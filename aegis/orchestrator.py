@@ -45,7 +45,8 @@ from hrm.runlog import MetricsLog
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("collect", "distil", "switch", "improve")
 LONG_TEXT_GIVE_UP = 2
-"""Epochs without a new best after which a long-text env's distillation gives up and asks for more decisions."""
+"""Epochs without a new best held-out agreement or loss after which a long-text env's distillation gives up and asks
+for more decisions."""
 
 
 def env_names(envs: str) -> list[str]:
@@ -91,10 +92,10 @@ class AgentConfig:
     distill_patience: Annotated[int, Range(0)] = DistillArgs.patience
     """Distillation: stop once at the threshold and the best agreement has not improved for this many epochs."""
     distill_give_up: Annotated[int | None, Range(0)] = None
-    """Distillation: stop below the threshold once the best agreement has not improved for this many epochs; the
-    teacher then collects until the store holds twice the decisions and distillation goes on from that student's
-    weights on all of them. 0: never. Unset (auto): 2 where an env needs the long student (TextWorld, where every
-    episode is a new game: past ~10 epochs on 1,100 decisions agreement on unseen games stops rising, and more
+    """Distillation: stop below the threshold once neither held-out agreement nor loss has improved for this many
+    epochs; the teacher then collects until the store holds twice the decisions and distillation goes on from that
+    student's weights on all of them. 0: never. Unset (auto): 2 where an env needs the long student (TextWorld, where
+    every episode is a new game: past ~10 epochs on 1,100 decisions agreement on unseen games stops rising, and more
     decisions lift it), 0 elsewhere (the default envs' agreement sits on a plateau before it climbs to the
     threshold)."""
     distill_checkpoint_minutes: Annotated[float, Range(0, open_low=True)] = DistillArgs.checkpoint_minutes
@@ -167,6 +168,8 @@ class AgentConfig:
     max_rl_updates: Annotated[int | None, Range(1)] = None
     """Stop after this many RL rounds (of this run)."""
     seed: int = 0
+    """Seeds the teacher's sampling, distillation and RL, and (with the decisions already stored) the episodes
+    played."""
     device: str | None = None
     """Device of the HRM and GPT-2 (default: the best available)."""
     precision: Literal["auto", "none", "bf16"] = "auto"
@@ -266,10 +269,12 @@ class Orchestrator:
         self.slot = PolicySlot(self.store, self.teacher, canary_env.observe(), device=c.device, precision=c.precision)
         self.slot.sync()
         slots = [self.env_names[i % len(self.env_names)] for i in range(c.num_envs)]
-        self.runner = VectorRunner(slots, self.store, self.slot.policy, seed=c.seed + int(time.time()) % 100_000)
+        self.decisions = self.store.count_decisions()
+        # Episode seeds follow from --seed and the decisions already stored: two runs from empty stores with one seed
+        # play the same episodes while the same policy acts (paired comparisons), and a resumed run draws new ones.
+        self.runner = VectorRunner(slots, self.store, self.slot.policy, seed=(c.seed, self.decisions))
         self.child: subprocess.Popen | None = None
         self.child_log: Path | None = None
-        self.decisions = self.store.count_decisions()
         self.improve = ImproveConfig(rl=c.rl_config(), eval_episodes=c.eval_episodes, out=c.out)
         self.env_model = EnvModel(modelled_envs(self.env_names, c.rl_critic))
         """What RL's model critic has learnt of its envs (refreshed from the store every round)."""

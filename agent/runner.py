@@ -73,7 +73,8 @@ class VectorRunner:
     store: ExperienceStore
     policy: Policy
     """The acting policy; may be replaced between steps (hot-swap)."""
-    seed: int = 0
+    seed: int | tuple[int, ...] = 0
+    """Seeds the draw of episode seeds (a tuple is mixed into one seed)."""
     greedy: bool = False
     """Act on the argmax instead of sampling."""
     slots: list[Game] = field(init=False)

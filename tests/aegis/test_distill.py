@@ -9,6 +9,7 @@ import time
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from aegis.distill import Progress
 from agent.oracle import OracleTeacher
 from agent.runner import VectorRunner
 from agent.student import StudentEncoder, batches_by_length, evaluate_agreement
@@ -61,6 +62,18 @@ def test_a_run_that_stops_improving_below_the_threshold_gives_up_early(tmp_path)
     assert "below the 100% threshold; the teacher keeps acting" in result.stdout
     [version] = ExperienceStore(db).model_versions()
     assert 3 <= version.metrics["epochs"] < 60  # at least one best, then two epochs without a new one
+
+
+def test_a_run_below_the_threshold_goes_on_while_its_held_out_loss_still_falls():
+    progress = Progress(threshold=0.7, patience=0, give_up=2)
+    flat = [(0.37, 14.3), (0.37, 9.8), (0.37, 7.4), (0.37, 6.4)]  # a TextWorld run's argmax had not moved yet
+    assert not any(progress.stop({"eval_agreement": a, "eval_loss": loss}) for a, loss in flat)
+    assert not progress.stop({"eval_agreement": 0.37, "eval_loss": 6.5})
+    assert progress.stop({"eval_agreement": 0.36, "eval_loss": 6.6})  # two epochs with neither a new best
+    assert not progress.stop({"lm_loss": 1.0})  # a logging step, no evaluation
+    at_threshold = Progress(threshold=0.7, patience=1, give_up=2)
+    assert not at_threshold.stop({"eval_agreement": 0.72, "eval_loss": 1.0})
+    assert at_threshold.stop({"eval_agreement": 0.71, "eval_loss": 0.9})  # patience counts agreement alone
 
 
 def test_a_run_from_init_from_starts_where_that_student_stood_and_another_architecture_is_refused(tmp_path):

@@ -224,6 +224,20 @@ def test_a_users_own_env_named_on_the_command_line_runs_and_is_stored(tmp_path):
     assert bad.returncode == 2 and "cannot import 'Nothing'" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_one_seed_plays_the_same_episodes_from_an_empty_store_and_new_ones_when_a_run_resumes(tmp_path):
+    def episode_seeds(db, steps: int = 30) -> list[int]:
+        orch = Orchestrator(AgentConfig(db=str(db), out=str(tmp_path / "models"), envs="Taxi-v4", num_envs=2,
+                                        teacher="oracle", seed=3))
+        for _ in range(steps):
+            orch.step()
+        return [e.seed for e in sorted(orch.store.episodes(finished=None), key=lambda e: e.id)]
+
+    first = episode_seeds(tmp_path / "a.db")
+    assert episode_seeds(tmp_path / "b.db") == first  # a paired run: the same games in the same order
+    resumed = episode_seeds(tmp_path / "a.db")  # the same store again: its new episodes are new draws
+    assert len(resumed) > len(first) and not set(resumed[len(first):]) & set(first)
+
+
 def test_bad_environment_name_is_one_line_and_exit_2(tmp_path):
     result = subprocess.run(agent_cmd(tmp_path, "--envs", "Pong-v5"), cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
