@@ -10,13 +10,13 @@ training never draws), training game s mod n otherwise, so what is evaluated was
 on first use (~0.1 s) and cached under `runs/textworld/<difficulty>/` as TextWorld's game files (.json), which
 TextWorld plays in Python from their logic — no Inform compilation, no interpreter, ~2 ms a command.
 
-What the agent sees is compact, built from the game's facts rather than its prose: the room (its name, its exits,
-what is in view), the inventory, the agent's own commands so far (the last eight), then the goal (the student's input
-is cut from the left, so the goal, last, is always kept). The goal is a list of steps ("First, go south. And then,
-take the passkey from the mantelpiece. …"), so the commands so far say which step is next. There is no "last answer":
-every legal action succeeds, and what it changed is in the room and the inventory. The legal actions are the game's
-admissible commands less the ones that change nothing ("examine …", "look", "inventory"). The reward is the game's
-score increase (1 when the quest is done).
+What the agent sees is compact, built from the game's facts rather than its prose: the room (its name, its exits, what
+is in view), the inventory, the agent's own commands so far (the last eight), then the goal (the student's input is cut
+from the left, so the goal, last, is always kept). The goal is the objective's steps without its greeting and sign-off,
+a list ("First, go south. And then, take the passkey from the mantelpiece. …"), so the commands so far say which step is
+next. There is no "last answer": every legal action succeeds, and what it changed is in the room and the inventory. The
+legal actions are the game's admissible commands less the ones that change nothing ("examine …", "look", "inventory").
+The reward is the game's score increase (1 when the quest is done).
 
 The state a policy sees (`Observation.state`) is (seed, commands so far): hashable, stored as text, and enough to
 replay the episode, which is how the expert (TextWorld's `policy_commands`, the shortest winning commands from the
@@ -24,6 +24,7 @@ current state) is asked what to do in any state.
 """
 
 import os
+import re
 import string
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
@@ -101,6 +102,24 @@ def _clean(text: str | None) -> str:
     return " ".join(line.strip() for line in (text or "").splitlines() if line.strip())
 
 
+# TextWorld's objective is its grammar's "#prologue# (list_of_actions) #epilogue#" (house_instruction.twg): the
+# prologue and the epilogue are flavour drawn from a few phrases ("Welcome to another fast paced round of TextWorld!
+# Here is your task for today.", "And once you've done that, you win!"); only the steps between them say what to do.
+_WELCOME = r"(?:[^.!?]*TextWorld(?:\? You do)?)?!"
+_PROLOGUE = re.compile(
+    rf"^(?:{_WELCOME} (?:Here is your task for today\. |Here is how to play! |Your task for today is to )?"
+    r"|Hey, thanks for coming over to the TextWorld today, there is something I need you to do for me\. "
+    r"|Your objective is to |Hey, thanks for coming over to TextWorld! Please )")
+_EPILOGUE = re.compile(r" (?:Once that's all handled, you can stop!|And once you've done that, you win!"
+                       r"|And if you do that, you're the winner!|That's it!|Got that\? Good!|Alright, thanks!)$")
+
+
+def goal_text(objective: str | None) -> str:
+    """Returns the steps of a game's objective on one line, without the grammar's greeting and sign-off (about 25 of
+    the ~150 GPT-2 tokens an observation has, the same in every game)."""
+    return _EPILOGUE.sub("", _PROLOGUE.sub("", _clean(objective)))
+
+
 Facts = dict[str, list[tuple[str, ...]]]
 """A game state's facts by predicate: "at" → [("P", "study"), ("stand", "workshop"), …]."""
 
@@ -167,7 +186,7 @@ def compact_text(state: textworld.GameState) -> str:
     facts, kinds = _facts(state)
     carried = _holding(facts, "I", "in")
     inventory = f"You are carrying: {_listed(carried)}." if carried else "You are carrying nothing."
-    return "\n".join((room_text(facts, kinds), inventory, f"Goal: {_clean(state.objective)}"))
+    return "\n".join((room_text(facts, kinds), inventory, f"Goal: {goal_text(state.objective)}"))
 
 
 def with_history(text: str, commands: Sequence[str]) -> str:

@@ -4,7 +4,7 @@ import pytest
 
 from agent.envs import make_env
 from agent.envs.seeds import EVALUATION_SEEDS
-from agent.envs.textworld import DIFFICULTIES, game_file, with_history
+from agent.envs.textworld import DIFFICULTIES, game_file, goal_text, with_history
 from agent.oracle import OracleTeacher
 from agent.student import StudentEncoder
 
@@ -37,6 +37,22 @@ def test_the_room_is_described_by_what_is_in_view_without_the_games_prose():
     env.play("open formless safe")
     assert env.observation_text().splitlines()[2] == ("You see: an open formless safe with a passkey in it; a formless "
                                                       "keycard on the floor.")
+
+
+def test_the_goal_keeps_the_objectives_steps_and_drops_its_greeting_and_sign_off():
+    assert goal_text("Welcome to another fast paced round of TextWorld! Here is your task for today. First of all, "
+                     "open the box. After that, head east. And once you've done that, you win!") == (
+        "First of all, open the box. After that, head east.")
+    assert goal_text("Who's got a virtual machine and is about to play through an exciting round of TextWorld? You "
+                     "do! First step, take the TextWorld style key. That's it!") == (
+        "First step, take the TextWorld style key.")
+    assert goal_text("Your objective is to eat the burger.") == "eat the burger."
+    env = make_env("TextWorld-medium")
+    for seed in range(20):  # real objectives: no greeting or sign-off left, the steps intact
+        env.reset(seed=seed)
+        goal = env.observation_text().splitlines()[-1]
+        assert goal.startswith(("Goal: First", "Goal: Your first objective")) and goal.endswith(".")
+        assert "TextWorld!" not in goal and "you win" not in goal and "thanks!" not in goal
 
 
 def test_the_text_lists_the_last_eight_commands_before_the_goal():
