@@ -91,6 +91,12 @@ class AgentConfig:
     """Distillation: the student's width (None: the preset's; smaller for quick experiments)."""
     distill_patience: Annotated[int, Range(0)] = DistillArgs.patience
     """Distillation: stop once at the threshold and the best agreement has not improved for this many epochs."""
+    distill_continue_loss: Literal["auto", "on", "off"] = "auto"
+    """Distillation: train Q-continue on its bootstrapped target as the original HRM does (on), which runs one more
+    segment without gradient at every step, or drop it as TRM does (off; Q-continue keeps its initial value, so the
+    student halts wherever Q-halt is above that). auto: off for the long student, where that segment made TextWorld
+    epochs 1.33× longer (960 decisions, side by side: 178 vs 134 s an epoch, the same held-out agreement and loss) and
+    the students halt after one segment anyway; on elsewhere."""
     distill_give_up: Annotated[int | None, Range(0)] = None
     """Distillation: stop below the threshold once neither held-out agreement nor loss has improved for this many
     epochs; the teacher then collects until the store holds twice the decisions and distillation goes on from that
@@ -195,7 +201,8 @@ class AgentConfig:
                  str(self.distill_lr), "--distinct" if self.distill_distinct else "--no-distinct", "--min-examples",
                  str(self.distill_min_examples), "--patience", str(self.distill_patience), "--give-up",
                  str(self.give_up_epochs()), "--checkpoint-minutes", str(self.distill_checkpoint_minutes),
-                 "--mixed-precision", self.precision]
+                 "--mixed-precision", self.precision,
+                 "--continue-loss" if self.continue_loss() else "--no-continue-loss"]
         if self.distill_halt_max_steps is not None:
             flags += ["--halt-max-steps", str(self.distill_halt_max_steps)]
         if self.distill_hidden_size is not None:
@@ -210,6 +217,12 @@ class AgentConfig:
         if self.distill_preset != "auto":
             return self.distill_preset
         return "agent-29m-long" if any(env_class(name).long_text for name in env_names(self.envs)) else "agent-29m"
+
+    def continue_loss(self) -> bool:
+        """Returns whether distillation trains Q-continue: as asked, or for auto, unless the student is the long one."""
+        if self.distill_continue_loss != "auto":
+            return self.distill_continue_loss == "on"
+        return self.student_preset() != "agent-29m-long"
 
     def give_up_epochs(self) -> int:
         """Returns distillation's --give-up: the one asked for, or for auto the one the envs need."""

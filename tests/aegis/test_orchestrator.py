@@ -267,6 +267,17 @@ def test_only_the_long_text_envs_distillation_gives_up_for_more_decisions_by_def
     assert give_up(AgentConfig(envs="Taxi-v4", distill_give_up=5)) == "5"
 
 
+def test_only_the_long_students_distillation_drops_the_q_continue_segment_by_default():
+    def continue_flag(config: AgentConfig) -> str:
+        return next(flag for flag in config.distill_flags() if flag.endswith("continue-loss"))
+
+    assert continue_flag(AgentConfig(envs="FrozenLake-v1,Taxi-v4")) == "--continue-loss"
+    assert continue_flag(AgentConfig(envs="BabyAI-GoToLocal")) == "--continue-loss"
+    assert continue_flag(AgentConfig(envs="TextWorld-medium")) == "--no-continue-loss"
+    assert continue_flag(AgentConfig(envs="TextWorld-medium", distill_continue_loss="on")) == "--continue-loss"
+    assert continue_flag(AgentConfig(envs="Taxi-v4", distill_continue_loss="off")) == "--no-continue-loss"
+
+
 def test_one_precision_setting_reaches_distillation_rl_and_the_acting_slot(tmp_path):
     config = AgentConfig(db=str(tmp_path / "aegis.db"), precision="none")
     flags = config.distill_flags()
