@@ -26,7 +26,7 @@ from hrm import CheckpointError, Hrm, HrmConfig, TrainConfig, Trainer, fit, pick
 from hrm.checkpoint import load_checkpoint, model_config_from
 from hrm.cli import Range, check_ranges, parse_args
 from hrm.device import resolve_precision
-from hrm.distributed import init_distributed
+from hrm.distributed import init_distributed, shutdown_distributed
 from hrm.runlog import MetricsLog
 
 console = Console(stderr=True)
@@ -294,6 +294,7 @@ def train_student(args: DistillArgs) -> tuple[int, Path, dict, ExperienceStore] 
         if info.is_main:
             store.finish_training_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
         raise
+    shutdown_distributed()  # every rank leaves the job together: one that exits inside it can abort its peer
     if not info.is_main:
         return None
     final = evaluate_agreement(trainer.model, held_out, adaptive=True, mixed_precision=precision)
