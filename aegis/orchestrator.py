@@ -5,8 +5,9 @@ where it was; every phase change, training run, swap, promotion and rejection is
 `train_hrm.py --resume` in a child process (it dies with the agent and resumes from its checkpoint on restart)
 while the runner waits (or keeps collecting, with --collect-while-distilling); a failed child is retried with
 exponential backoff; a model below the threshold leaves the teacher acting until the store holds twice the decisions
-(at least `trigger` more), and distillation runs again on all of them, starting from that model's weights: collecting
-is cheap next to training, and doubling keeps the retraining a constant factor of the last run.
+(eight times for TextWorld; at least `trigger` more), and distillation runs again on all of them, starting from that
+model's weights: collecting is cheap next to training, and growing geometrically keeps the retraining a constant factor
+of the last run.
 """
 
 import ctypes
@@ -47,6 +48,8 @@ PHASES = ("collect", "distil", "switch", "improve")
 LONG_TEXT_GIVE_UP = 2
 """Epochs without a new best held-out agreement or loss after which a long-text env's distillation gives up and asks
 for more decisions."""
+LONG_TEXT_GROWTH = 8.0
+"""How many times its decisions the store holds before a long-text env's next distillation (see --distill-growth)."""
 
 
 def env_names(envs: str) -> list[str]:
@@ -71,7 +74,7 @@ class AgentConfig:
     """GPT-2 teacher's sampling temperature (exploration)."""
     trigger: Annotated[int, Range(1)] = 1100
     """Teacher decisions in the store that start the first distillation (after one that misses, the next starts once
-    the store holds twice the decisions it held when that one ended, at least --trigger more)."""
+    the store holds --distill-growth times the decisions it held when that one ended, at least --trigger more)."""
     threshold: Annotated[float, Range(0, 1)] = 0.70
     """Held-out agreement at which a distilled model is activated."""
     distill_epochs: Annotated[int, Range(1)] = DistillArgs.epochs
@@ -99,11 +102,17 @@ class AgentConfig:
     the students halt after one segment anyway; on elsewhere."""
     distill_give_up: Annotated[int | None, Range(0)] = None
     """Distillation: stop below the threshold once neither held-out agreement nor loss has improved for this many
-    epochs; the teacher then collects until the store holds twice the decisions and distillation goes on from that
-    student's weights on all of them. 0: never. Unset (auto): 2 where an env needs the long student (TextWorld, where
-    every episode is a new game: past ~10 epochs on 1,100 decisions agreement on unseen games stops rising, and more
-    decisions lift it), 0 elsewhere (the default envs' agreement sits on a plateau before it climbs to the
-    threshold)."""
+    epochs; the teacher then collects until the store holds --distill-growth times the decisions and distillation
+    goes on from that student's weights on all of them. 0: never. Unset (auto): 2 where an env needs the long student
+    (TextWorld, where every episode is a new game: past ~10 epochs on 1,100 decisions agreement on unseen games stops
+    rising, and more decisions lift it), 0 elsewhere (the default envs' agreement sits on a plateau before it climbs
+    to the threshold)."""
+    distill_growth: Annotated[float | None, Range(1, open_low=True)] = None
+    """Distillation: after a run that missed the threshold, the teacher collects until the store holds this many times
+    its decisions (at least --trigger more) before the next run. Unset (auto): 8 where an env needs the long student
+    (TextWorld: the teacher plays ~80 decisions a second, a student epoch trains on ~13; a student that memorises
+    1,100 games needs thousands more, and a doubling step costs a whole run for little: session 17's 2,208-decision
+    run ended where the 1,104 one had), 2 elsewhere (the default envs revisit their few states)."""
     distill_checkpoint_minutes: Annotated[float, Range(0, open_low=True)] = DistillArgs.checkpoint_minutes
     """Distillation: minutes of training between checkpoints; a kill of the agent loses no more."""
     distill_min_examples: Annotated[int, Range(1)] = DistillArgs.min_examples
@@ -229,6 +238,13 @@ class AgentConfig:
         if self.distill_give_up is not None:
             return self.distill_give_up
         return LONG_TEXT_GIVE_UP if self.student_preset() == "agent-29m-long" else 0
+
+    def growth(self) -> float:
+        """Returns the factor by which the store grows after a missed distillation: the one asked for, or for auto
+        the one the envs need."""
+        if self.distill_growth is not None:
+            return self.distill_growth
+        return LONG_TEXT_GROWTH if self.student_preset() == "agent-29m-long" else 2.0
 
     def rl_config(self) -> RlConfig:
         """Returns the RL rounds' settings."""
@@ -360,7 +376,7 @@ class Orchestrator:
             self.store.set_state("distill_failures", 0)
             if self.store.active_version() is None:
                 self._remember_warm_start()
-                next_at = max(2 * self.decisions, self.decisions + self.config.trigger)
+                next_at = max(round(self.config.growth() * self.decisions), self.decisions + self.config.trigger)
                 self.store.set_state("next_distill_at", next_at)
                 self.set_phase("collect", f"distilled model below {self.config.threshold:.0%} agreement; the "
                                f"teacher keeps acting until {next_at} decisions")

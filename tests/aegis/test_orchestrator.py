@@ -93,7 +93,8 @@ def test_a_paused_runner_records_nothing_while_distillation_runs(tmp_path):
 @pytest.mark.slow
 def test_after_a_distillation_below_the_threshold_the_next_one_starts_from_its_student(tmp_path):
     config = AgentConfig(db=str(tmp_path / "aegis.db"), out=str(tmp_path / "models"), teacher="tiny",
-                         envs="FrozenLake-v1", num_envs=8, trigger=200, device="cpu", **{**SMALL, "threshold": 1.0})
+                         envs="FrozenLake-v1", num_envs=8, trigger=200, device="cpu", distill_growth=3,
+                         **{**SMALL, "threshold": 1.0})
     orch = Orchestrator(config)
     while len(orch.store.training_runs(kind="imitation")) < 2 or orch.child is not None:
         orch.step()
@@ -104,7 +105,7 @@ def test_after_a_distillation_below_the_threshold_the_next_one_starts_from_its_s
     starts = [e.message for e in reversed(orch.store.events(limit=100, kind="train")) if "started" in e.message]
     assert "fresh" in starts[0] and f"from {missed.checkpoint_path}" in starts[1]
     first_on, second_on = (int(re.search(r"started on (\d+) decisions", m).group(1)) for m in starts[:2])
-    assert second_on >= 2 * first_on  # the store doubled before the second try
+    assert second_on >= 3 * first_on  # the store grew threefold (--distill-growth) before the second try
     assert orch.store.active_version() is None and orch.phase == "collect"
 
 
@@ -265,6 +266,14 @@ def test_only_the_long_text_envs_distillation_gives_up_for_more_decisions_by_def
     assert give_up(AgentConfig(envs="TextWorld-medium")) == "2"
     assert give_up(AgentConfig(envs="TextWorld-medium", distill_give_up=0)) == "0"
     assert give_up(AgentConfig(envs="Taxi-v4", distill_give_up=5)) == "5"
+
+
+def test_a_long_text_env_collects_eight_times_the_decisions_after_a_miss_by_default():
+    assert AgentConfig(envs="FrozenLake-v1,Taxi-v4").growth() == 2
+    assert AgentConfig(envs="TextWorld-medium").growth() == 8
+    assert AgentConfig(envs="TextWorld-medium", distill_growth=3).growth() == 3
+    with pytest.raises(ValueError, match="--distill-growth must be > 1"):
+        AgentConfig(distill_growth=1)
 
 
 def test_only_the_long_students_distillation_drops_the_q_continue_segment_by_default():
