@@ -89,7 +89,7 @@ def loop_summary(store: ExperienceStore, envs: list[str]) -> dict:
     visited = {env: len({d.state for d in store.decisions(env=env) if is_teacher_decision(d)}) for env in envs}
     return {"decisions": store.count_decisions(), "distillations": len(distilled), "teacher_states": visited,
             "distilled": first_active, "active": active,
-            "rl_accepted": sum(v.status != "rejected" for v in rl),
+            "rl_accepted": sum(v.activated_at is not None for v in rl),  # a round abandoned unjudged is neither
             "rl_rejected": sum(v.status == "rejected" for v in rl),
             "agreement": first_active.metrics.get("agreement") if first_active else None}
 
