@@ -110,7 +110,7 @@ class AgentConfig:
     distill_growth: Annotated[float | None, Range(1, open_low=True)] = None
     """Distillation: after a run that missed the threshold, the teacher collects until the store holds this many times
     its decisions (at least --trigger more) before the next run. Unset (auto): 8 where an env needs the long student
-    (TextWorld: the teacher plays ~80 decisions a second, a student epoch trains on ~13; a student that memorises
+    (TextWorld: the teacher plays ~80 decisions a second, distillation trains on ~13 a second; a student that memorises
     1,100 games needs thousands more, and a doubling step costs a whole run for little: session 17's 2,208-decision
     run ended where the 1,104 one had), 2 elsewhere (the default envs revisit their few states)."""
     distill_checkpoint_minutes: Annotated[float, Range(0, open_low=True)] = DistillArgs.checkpoint_minutes
@@ -227,24 +227,28 @@ class AgentConfig:
             return self.distill_preset
         return "agent-29m-long" if any(env_class(name).long_text for name in env_names(self.envs)) else "agent-29m"
 
+    def long_student(self) -> bool:
+        """Returns whether the distilled student is the long one (agent-29m-long), whose auto settings differ."""
+        return self.student_preset() == "agent-29m-long"
+
     def continue_loss(self) -> bool:
         """Returns whether distillation trains Q-continue: as asked, or for auto, unless the student is the long one."""
         if self.distill_continue_loss != "auto":
             return self.distill_continue_loss == "on"
-        return self.student_preset() != "agent-29m-long"
+        return not self.long_student()
 
     def give_up_epochs(self) -> int:
         """Returns distillation's --give-up: the one asked for, or for auto the one the envs need."""
         if self.distill_give_up is not None:
             return self.distill_give_up
-        return LONG_TEXT_GIVE_UP if self.student_preset() == "agent-29m-long" else 0
+        return LONG_TEXT_GIVE_UP if self.long_student() else 0
 
     def growth(self) -> float:
         """Returns the factor by which the store grows after a missed distillation: the one asked for, or for auto
         the one the envs need."""
         if self.distill_growth is not None:
             return self.distill_growth
-        return LONG_TEXT_GROWTH if self.student_preset() == "agent-29m-long" else 2.0
+        return LONG_TEXT_GROWTH if self.long_student() else 2.0
 
     def rl_config(self) -> RlConfig:
         """Returns the RL rounds' settings."""
