@@ -63,7 +63,8 @@ class DistillArgs:
     device: str | None = None
     """cpu, cuda, cuda:N or mps (default: the best available)."""
     mixed_precision: Literal["auto", "none", "bf16", "fp16"] = "auto"
-    """Autocast dtype; auto = bf16 where the hardware runs it natively (CUDA, a CPU with AMX), fp32 elsewhere."""
+    """Autocast dtype; auto = bf16 where the hardware runs it natively (CUDA, a CPU with AMX or AVX512-BF16), fp32
+    elsewhere."""
     grad_clip: Annotated[float, Range(0)] = 1.0
     """Gradient-norm clip (0 disables)."""
     threshold: Annotated[float, Range(0, 1)] = 0.70

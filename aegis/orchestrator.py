@@ -189,8 +189,8 @@ class AgentConfig:
     """Device of the HRM and GPT-2 (default: the best available)."""
     precision: Literal["auto", "none", "bf16"] = "auto"
     """Autocast dtype of the HRM wherever the agent runs it — acting, distillation, RL rounds and their judge. auto:
-    bf16 where the hardware runs it natively (CUDA with bf16, a CPU with AMX: the student acts ~2× faster), fp32
-    elsewhere (a CPU without AMX emulates bf16 and is slower)."""
+    bf16 where the hardware runs it natively (CUDA with bf16, a CPU with AMX or AVX512-BF16: the student acts ~2×
+    faster), fp32 elsewhere (a CPU without either emulates bf16 and is slower)."""
     out: str = DEFAULT_MODELS
     """Folder for checkpoints (logs go to its sibling logs/: the distillation child's output, rl-rounds.jsonl)."""
     tensorboard: str | None = None

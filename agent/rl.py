@@ -63,7 +63,7 @@ class RlConfig:
     """Grouped rows per optimizer step."""
     precision: Literal["auto", "none", "bf16"] = "auto"
     """Autocast dtype of the rollouts' and the update's forward passes ("auto": bf16 where the hardware runs it
-    natively — CUDA, a CPU with AMX —, fp32 elsewhere; `hrm.device.native_bf16`)."""
+    natively — CUDA, a CPU with AMX or AVX512-BF16 —, fp32 elsewhere; `hrm.device.native_bf16`)."""
     grad_clip: float = 1.0
     seed: int = 0
     # --- awr -------------------------------------------------------------------------------------------------------

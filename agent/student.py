@@ -108,7 +108,9 @@ def candidate_log_probs(logits: torch.Tensor, candidates: torch.Tensor) -> torch
     logp = torch.log_softmax(logits.float(), dim=-1)  # (B, K, V)
     valid = candidates != IGNORE_INDEX  # (B, A, K)
     tokens = torch.where(valid, candidates, 0)
-    picked = logp.unsqueeze(1).expand(-1, tokens.shape[1], -1, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    # Gathered from (B, K, V) itself, not from a (B, A, K, V) expansion: the gather's backward writes into a zero
+    # tensor of its input's size, which for 16 slots, dozens of candidates and GPT-2's vocabulary is gigabytes.
+    picked = logp.gather(-1, tokens.transpose(1, 2)).transpose(1, 2)  # (B, A, K)
     scores = (picked * valid).sum(-1)  # (B, A)
     return scores.masked_fill(~valid.any(-1), float("-inf"))
 

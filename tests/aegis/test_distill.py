@@ -15,7 +15,7 @@ from agent.runner import VectorRunner
 from agent.student import StudentEncoder, batches_by_length, evaluate_agreement
 from data.datasets import build_distillation_data
 from data.store import ExperienceStore
-from hrm import Hrm, HrmConfig
+from hrm import Hrm, HrmConfig, load_model
 from tests.conftest import ROOT
 
 SMALL = ["--hidden-size", "32", "--halt-max-steps", "2", "--batch-size", "16", "--device", "cpu"]
@@ -87,8 +87,14 @@ def test_a_run_from_init_from_starts_where_that_student_stood_and_another_archit
     warm = train_hrm(*common, "--epochs", "1", "--lr", "1e-12", "--init-from", trained.checkpoint_path, *SMALL)
     assert fresh.returncode == 0 and warm.returncode == 0, warm.stderr[-2000:]
     warm_version, fresh_version = store.model_versions()[:2]
-    assert warm_version.metrics["loss"] == pytest.approx(trained.metrics["loss"], rel=1e-3)  # the same weights
-    assert fresh_version.metrics["loss"] != pytest.approx(trained.metrics["loss"], rel=1e-2)
+    # lr 1e-12 leaves the network where it started; the task embedding moves (sign-SGD at its own rate), so it and
+    # the held-out loss it touches are compared loosely
+    start = dict(load_model(trained.checkpoint_path).named_parameters())
+    for version, same in ((warm_version, True), (fresh_version, False)):
+        weights = dict(load_model(version.checkpoint_path).named_parameters())
+        network = max((weights[name] - p).abs().max().item() for name, p in start.items() if name != "task_emb.weight")
+        assert (network < 1e-6) == same
+        assert (version.metrics["loss"] == pytest.approx(trained.metrics["loss"], rel=1e-2)) == same
     wider = train_hrm(*common, "--init-from", trained.checkpoint_path, *SMALL, "--hidden-size", "64")
     assert wider.returncode == 2 and "another architecture" in wider.stderr and len(wider.stderr.splitlines()) == 1
     assert len(store.model_versions()) == 3  # nothing registered, nothing lost

@@ -55,7 +55,7 @@ def taxi_observations(n: int) -> list:
 @pytest.mark.parametrize("precision", ["none", "bf16"])
 def test_log_probs_are_those_of_the_acting_policy_with_adaptive_halting(precision):
     """RL's forward pass (`forward_rows`, as rollouts and updates run it) is the acting policy's, in either precision
-    (bf16 is what "auto" runs on a CPU with AMX)."""
+    (bf16 is what "auto" runs on a CPU with AMX or AVX512-BF16)."""
     model = small_student(seed=1)
     policy = HrmPolicy(model, precision=precision)
     observations = taxi_observations(12)
