@@ -78,7 +78,7 @@ def main() -> None:
         runs[name] = run = timed_run(config, data.train.tensors, held_out, precision, agent.continue_loss(),
                                         args.steps, device)
         print(f"{name:<12} {run['step_s']:6.2f} s a step ({DistillArgs().batch_size / run['step_s']:5.1f} examples/s)"
-              f" | held-out evaluation {run['eval_s']:6.2f} s | training loss {run['loss']:.3f}")
+              f" | held-out evaluation {run['eval_s']:6.2f} s | training loss {run['loss']:.4f}")
     fast, slow = runs.values()
     print(f"auto vs fp32: {slow['step_s'] / fast['step_s']:.2f}× the training steps/s, "
           f"{slow['eval_s'] / fast['eval_s']:.2f}× the evaluation speed")

@@ -39,6 +39,21 @@ def test_a_candidate_scores_the_sum_of_its_tokens_log_probabilities():
     assert scores[0, 2] == float("-inf")  # padding candidate: never chosen
 
 
+def test_candidate_scores_send_their_gradient_to_their_own_tokens():
+    logits = torch.randn(2, 3, 10, requires_grad=True)
+    candidates = torch.tensor([[[4, 7, IGNORE_INDEX], [4, 1, 9]], [[2, IGNORE_INDEX, IGNORE_INDEX], [0, 0, 0]]])
+    weights = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    (candidate_log_probs(logits, candidates) * weights).sum().backward()
+    expected = torch.zeros_like(logits)
+    for row in range(2):
+        for a in range(2):
+            for slot, token in enumerate(candidates[row, a].tolist()):
+                if token != IGNORE_INDEX:  # d log_softmax(z)[t] / dz = onehot(t) − softmax(z)
+                    expected[row, slot] += weights[row, a] * (torch.nn.functional.one_hot(torch.tensor(token), 10)
+                                                              - torch.softmax(logits[row, slot].detach(), -1))
+    torch.testing.assert_close(logits.grad, expected)
+
+
 def test_agreement_accepts_any_of_the_teachers_tied_best_actions():
     teacher = torch.tensor([[0.5, 0.0, 0.5, 0.0], [0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]])
     picks_second_tie = torch.tensor([[0.0, 1.0, 3.0, 2.0], [0.0, 1.0, 3.0, 2.0], [0.0, 1.0, 3.0, 2.0]])
