@@ -57,12 +57,17 @@ ReturnsCache = dict[tuple, np.ndarray]
 
 
 def judge(champion: HrmPolicy, challenger: HrmPolicy, envs: list[str], config: ImproveConfig,
-          cache: ReturnsCache | None = None) -> dict:
+          cache: ReturnsCache | None = None, reference: HrmPolicy | None = None) -> dict:
     """Returns per-env paired comparisons of returns on the fixed seeds and the verdict: accepted only if no env is
     worse by more than `noise` standard errors (a gain in one env never buys a loss in another). Where an env's text is
     its state both play greedily; elsewhere both play as the agent acts, sampled with each episode's own random numbers
     (`episode_returns`). Either way a version's returns on the seeds are fixed, so a stored version's kept in `cache`
-    (filled here) are not played again."""
+    (filled here) are not played again.
+
+    `reference` (the distilled version RL started from, when it is no longer the champion) is a second bar the
+    challenger must clear the same way: each round is judged against the one before, so a line of candidates each
+    within noise of its champion could otherwise drift below where RL started (TextWorld, session 19: 0.750 → 0.695 →
+    0.650 on the judging seeds, both rounds accepted)."""
     seeds = evaluation_seeds(config)
     cache = {} if cache is None else cache
     report: dict = {}
@@ -70,11 +75,22 @@ def judge(champion: HrmPolicy, challenger: HrmPolicy, envs: list[str], config: I
         greedy = env_class(env).text_is_state
         old, new = (_returns(policy, env, seeds, greedy, cache) for policy in (champion, challenger))
         mean, stderr = paired_difference(new, old)
-        worse = mean < -config.noise * stderr if np.isfinite(stderr) else mean < 0
         report[env] = {"champion": float(old.mean()), "challenger": float(new.mean()), "difference": mean,
-                       "stderr": stderr, "worse": bool(worse), "greedy": greedy}
+                       "stderr": stderr, "worse": _worse(mean, stderr, config.noise), "greedy": greedy}
+        if reference is not None:
+            start = _returns(reference, env, seeds, greedy, cache)
+            mean, stderr = paired_difference(new, start)
+            report[env] |= {"reference": float(start.mean()), "reference_difference": mean,
+                            "reference_stderr": stderr, "below_reference": _worse(mean, stderr, config.noise)}
+            report[env]["worse"] |= report[env]["below_reference"]
     report["accepted"] = not any(report[env]["worse"] for env in envs)
     return report
+
+
+def _worse(mean: float, stderr: float, noise: float) -> bool:
+    """Returns whether a paired difference is below zero by more than `noise` standard errors (any loss where the
+    standard error is not finite)."""
+    return bool(mean < -noise * stderr if np.isfinite(stderr) else mean < 0)
 
 
 def modelled_envs(envs: list[str], critic: str) -> list[str]:
@@ -195,8 +211,11 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
         version = store.add_model_version("rl", path, metrics, parent_id=learner.id)
         with torch.no_grad():
             judged = time.perf_counter()
+            start = reference_version(store, active)  # the distilled version this line of RL rounds began from
+            started_from = (None if start.id == active.id else
+                            HrmPolicy(load_model(start.checkpoint_path, device), start.id, precision=rl.precision))
             report = judge(HrmPolicy(champion_model, active.id, precision=rl.precision),
-                           HrmPolicy(candidate, version, precision=rl.precision), envs, config, played)
+                           HrmPolicy(candidate, version, precision=rl.precision), envs, config, played, started_from)
         metrics |= seconds | {"judge_s": time.perf_counter() - judged}
     except RoundStopped:
         store.finish_training_run(run_id, "interrupted", error="interrupted: the agent was asked to stop")
@@ -204,7 +223,7 @@ def improve_round(store: ExperienceStore, active: VersionRow, envs: list[str], c
     except Exception as e:
         store.finish_training_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
         raise
-    flat = {f"{env}/{k}": v for env in envs for k, v in report[env].items() if k != "worse"}
+    flat = {f"{env}/{k}": v for env in envs for k, v in report[env].items() if k not in ("worse", "below_reference")}
     store.add_run_metrics(run_id, {**metrics, **flat, "accepted": float(report["accepted"])})
     store.finish_training_run(run_id, "succeeded", model_version_id=version)
     settle(store, active, version, report, envs)
@@ -255,7 +274,9 @@ def settle(store: ExperienceStore, champion: VersionRow, challenger: int, report
         store.activate_version(challenger)
         store.log_event("promote", f"RL version {challenger} replaces {champion.id}: {summary}", version=challenger)
     else:
-        worse = ", ".join(env for env in envs if report[env]["worse"])
+        worse = ", ".join(env + (f" — below the distilled start's {report[env]['reference']:.2f}"
+                                 if report[env].get("below_reference") else "")
+                          for env in envs if report[env]["worse"])
         store.set_version_status(challenger, "rejected", evaluation=report)
         store.log_event("reject", f"RL version {challenger} rejected (worse on {worse}), {champion.id} stays: "
                         f"{summary}", version=challenger)

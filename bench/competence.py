@@ -161,7 +161,7 @@ def rl_rounds(store: ExperienceStore, envs: list[str]) -> list[dict]:
                       *(f"{m.get(f'{env}/champion', float('nan')):.3f} → {m.get(f'{env}/challenger', float('nan')):.3f}"
                         for env in envs),
                       *(f"{m.get(f'{env}/rollout_return', float('nan')):.3f}" for env in envs),
-                      f"{m.get('decisions', 0):,}", f"{m.get('rows', 0):,}", f"{m.get('epochs', 0)}",
+                      f"{m.get('decisions', 0):,}", f"{m.get('rows', 0):,}", f"{m.get('epochs', 0):.3g}",
                       f"{m.get('approx_kl', float('nan')):.4f}", f"{m.get('entropy', float('nan')):.3f}",
                       f"{m['value_loss']:.3g}" if "value_loss" in m else "—")
     console.print(table)

@@ -304,6 +304,18 @@ def test_judge_rejects_a_worse_challenger_and_accepts_an_equal_one():
     assert same["accepted"] and np.isclose(same["Taxi-v4"]["difference"], 0.0)
 
 
+def test_judge_rejects_a_challenger_level_with_its_champion_but_below_where_rl_started():
+    # a line of rounds each within noise of the one before must not drift below the distilled version
+    config = ImproveConfig(eval_episodes=30)
+    level = judge(RandomPolicy(seed=0), RandomPolicy(seed=1), ["Taxi-v4"], config)
+    assert level["accepted"]
+    drifted = judge(RandomPolicy(seed=0), RandomPolicy(seed=1), ["Taxi-v4"], config, reference=OracleTeacher(seed=0))
+    assert not drifted["accepted"] and drifted["Taxi-v4"]["below_reference"]
+    assert drifted["Taxi-v4"]["difference"] == 0.0 and drifted["Taxi-v4"]["reference"] > drifted["Taxi-v4"]["champion"]
+    assert judge(RandomPolicy(seed=0), OracleTeacher(seed=1), ["Taxi-v4"], config, reference=OracleTeacher(seed=0)
+                 )["accepted"]  # back at the start: no bar to clear
+
+
 def test_where_the_text_is_not_the_state_the_judge_plays_as_the_agent_acts():
     # greedy, a uniform policy turns left forever; sampled, as the agent acts, it finds the red ball in some levels.
     # The dice are each episode's, not the policy's: two policies with the same probabilities play the same episodes.
