@@ -456,7 +456,8 @@ class Orchestrator:
         try:
             report = improve_round(self.store, active, self.env_names, self.improve, progress.rounds,
                                    self.config.device, self.env_model,
-                                   learner_version(self.store, progress.learner, active), self.played, self.teacher)
+                                   learner_version(self.store, progress.learner, active), self.played, self.teacher,
+                                   stop=lambda: self.stop_requested)
         except RoundStopped:
             self.store.log_event("rl", f"RL round {progress.rounds + 1} abandoned: the agent was asked to stop")
             self.env_model = EnvModel(self.env_model.envs)  # it may have been stopped halfway through a refresh

@@ -13,7 +13,7 @@ Grouping is exact: for the decisions on one input that took one action the ratio
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -183,10 +183,11 @@ class Step:
 
 
 def collect_rollouts(policy: RlPolicy, envs: Sequence[TextEnv], store: ExperienceStore, decisions: int,
-                     seed: int, minutes: float = float("inf")) -> list[Step]:
-    """Plays `policy` (sampling) in `envs` in lockstep, restarting ended games until `decisions` were made or
-    `minutes` have passed, then finishing the open episodes; records every decision and episode in the store (one
-    transaction per step); returns the steps in play order."""
+                     seed: int, minutes: float = float("inf"), stop: Callable[[], bool] = lambda: False
+                     ) -> list[Step]:
+    """Plays `policy` (sampling) in `envs` in lockstep, restarting ended games until `decisions` were made,
+    `minutes` have passed or `stop()` says so, then finishing the open episodes; records every decision and episode in
+    the store (one transaction per step); returns the steps in play order."""
     deadline = time.monotonic() + 60 * minutes
     seeds = np.random.default_rng(seed)
     games = [Game(env) for env in envs]
@@ -211,7 +212,7 @@ def collect_rollouts(policy: RlPolicy, envs: Sequence[TextEnv], store: Experienc
                 ended.append(game)
                 if record.truncated and not record.terminated:
                     steps[-1].cut_value = policy.evaluate([game.env.observe()])[0][1]
-        restarted = ended if len(steps) < decisions and time.monotonic() < deadline else []
+        restarted = ended if len(steps) < decisions and time.monotonic() < deadline and not stop() else []
         # the step's decisions, the episodes it ended and those that replace them: one transaction
         for game, episode_id in zip(restarted, store.record_step(records, endings, restart(restarted)), strict=True):
             game.episode_id = episode_id

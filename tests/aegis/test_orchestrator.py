@@ -186,7 +186,7 @@ def test_no_rl_round_starts_that_would_end_after_the_runs_duration(tmp_path, mak
     orch = Orchestrator(config)
     activate(orch.store, orch.store.add_model_version("imitation", make_checkpoint("student"), {}))
     rounds = []
-    monkeypatch.setattr("aegis.orchestrator.improve_round", lambda *args: rounds.append(args) or 1 / 0)
+    monkeypatch.setattr("aegis.orchestrator.improve_round", lambda *args, **kwargs: rounds.append(args) or 1 / 0)
     orch.last_round_s = 900.0  # the last round took longer than the 600 s the run has left
     for _ in range(2000):  # until an episode the student began has ended (the first two began under the teacher)
         orch.step()
