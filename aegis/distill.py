@@ -150,6 +150,13 @@ def model_config(args: DistillArgs) -> HrmConfig:
     return HrmConfig.preset(args.preset, **overrides)
 
 
+def recipe(args: DistillArgs, total_steps: int, precision: str) -> TrainConfig:
+    """Returns the training settings of a distillation run of `total_steps` steps in `precision` ("none", "bf16")."""
+    return TrainConfig(total_steps=total_steps, lr=args.lr, warmup_steps=min(args.warmup_steps, total_steps // 5),
+                       lr_min_ratio=0.1, weight_decay=0.1, optimizer=args.optimizer, grad_clip=args.grad_clip,
+                       mixed_precision=precision, continue_loss=args.continue_loss, seed=args.seed)
+
+
 def dry_run(args: DistillArgs) -> dict:
     """Runs one training step of the preset on random data; returns its parameter count and loss."""
     torch.manual_seed(args.seed)
@@ -252,13 +259,8 @@ def train_student(args: DistillArgs) -> tuple[int, Path, dict, ExperienceStore] 
     else:
         if args.resume:
             console.print("no unfinished distillation run to resume: starting a new one")
-        total = args.epochs * steps_per_epoch
         device = pick_device(args.device)
-        train_config = TrainConfig(total_steps=total, lr=args.lr, warmup_steps=min(args.warmup_steps, total // 5),
-                                   lr_min_ratio=0.1, weight_decay=0.1, optimizer=args.optimizer,
-                                   grad_clip=args.grad_clip,
-                                   mixed_precision=resolve_precision(args.mixed_precision, device),
-                                   continue_loss=args.continue_loss, seed=args.seed)
+        train_config = recipe(args, args.epochs * steps_per_epoch, resolve_precision(args.mixed_precision, device))
         trainer = Trainer(initial_student(args, config), train_config, device, loss_fn=distillation_loss)
         run_dir = Path(args.out) / f"distill-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         run_id = None
