@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch._dynamo  # noqa: F401  (imported before the process group exists: see init_distributed)
 import torch.distributed as dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
@@ -32,6 +33,9 @@ def init_distributed(device_type: str) -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return DistInfo()
+    # torch._dynamo is imported above, not lazily by the first optimizer: imported while a process group exists, it
+    # keeps references to it, destroy_process_group then cannot free the gloo backend, its worker threads outlive
+    # the interpreter, and a rank could abort at exit ("terminate called without an active exception").
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
