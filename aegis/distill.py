@@ -102,6 +102,9 @@ class DistillArgs:
     holds its batch slot for up to 8 steps before new examples get in."""
     hidden_size: Annotated[int | None, Range(1)] = None
     """Override the preset's width (smaller students for quick experiments)."""
+    copy_head: bool | None = None
+    """Override the preset's answer head: --copy-head also copies tokens from the input (a pointer-generator; the
+    agent-29m-long preset's), --no-copy-head generates them only (agent-29m's)."""
     out: str = DEFAULT_MODELS
     """Folder for run folders (checkpoints and metrics.jsonl)."""
     resume: bool = False
@@ -143,8 +146,8 @@ def initial_student(args: DistillArgs, config: HrmConfig) -> Hrm:
 
 def model_config(args: DistillArgs) -> HrmConfig:
     """Returns the student's architecture: the preset with the requested overrides."""
-    overrides = {k: v for k, v in (("halt_max_steps", args.halt_max_steps), ("hidden_size", args.hidden_size))
-                 if v is not None}
+    overrides = {k: v for k, v in (("halt_max_steps", args.halt_max_steps), ("hidden_size", args.hidden_size),
+                                   ("copy_head", args.copy_head)) if v is not None}
     if "hidden_size" in overrides:  # keep 32-wide heads and a one-position task prefix at any width
         overrides.update(task_emb_dim=args.hidden_size, num_heads=max(1, args.hidden_size // 32))
     return HrmConfig.preset(args.preset, **overrides)

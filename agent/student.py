@@ -4,7 +4,9 @@ action, its agreement with a teacher, and the distillation loss. Acting, distill
 The student reads a compact input, not GPT-2's instructions: the observation text and the legal actions, as GPT-2
 tokens, left-truncated and left-padded to a fixed length, followed by K answer slots. Each legal action is a
 candidate answer: its tokens (" south" → [5366]) written into the slots, scored by the sum of their log-probabilities
-at those slots. "lengths" tells the HRM how many tokens of a row are real, so it computes on those only.
+at those slots. "lengths" tells the HRM how many tokens of a row are real, so it computes on those only. The long
+preset's head also copies (`HrmConfig.copy_head`): a slot's log-probabilities mix generating a token with pointing at
+one in the input, where TextWorld's commands find their names.
 """
 
 from collections.abc import Iterable, Sequence
@@ -203,5 +205,6 @@ def acting_log_probs(model: Hrm, batch: dict[str, torch.Tensor]) -> tuple[torch.
                 entry_H, entry_L = next_H, next_L
         halted_H, _ = model.segment(later_H, later_L, x[rows], None if mask is None else mask[rows])
         z_H = z_H.index_put((rows,), halted_H)
-    logp = torch.log_softmax(candidate_log_probs(model.answer(z_H), batch["candidates"]), dim=-1)
+    logits = model.answer(z_H, model.column_ids(batch, x), mask)
+    logp = torch.log_softmax(candidate_log_probs(logits, batch["candidates"]), dim=-1)
     return logp, z_H[:, 0]

@@ -112,7 +112,7 @@ def build_parser(cls, prog: str | None = None, description: str | None = None) -
         flag = "--" + f.name.replace("_", "-")
         help_text = docs.get(f.name, " ").replace("%", "%%")  # argparse formats help: "70 %" must stay text
         annotation, allowed = _split_annotation(hints[f.name])
-        if annotation is bool:
+        if annotation is bool or set(typing.get_args(annotation)) == {bool, type(None)}:  # bool | None: unset
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
             continue
         choices = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else None

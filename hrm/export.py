@@ -82,7 +82,7 @@ class ExportableHrm(nn.Module):
             steps = torch.where(halted, steps, step)
             halted = halted | (q_halt > q_continue)
         # The head runs once, on the frozen states: the same logits as reading each row at its halting segment.
-        return m.answer(answer_state).float(), steps
+        return m.answer(answer_state, inputs, mask).float(), steps
 
 
 @dataclass(frozen=True)

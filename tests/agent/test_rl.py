@@ -31,9 +31,9 @@ from data.store import ExperienceStore
 from hrm import Hrm, HrmConfig
 
 
-def small_student(seed: int = 0, halting: bool = True) -> Hrm:
+def small_student(seed: int = 0, halting: bool = True, preset: str = "agent-29m") -> Hrm:
     torch.manual_seed(seed)
-    config = HrmConfig.preset("agent-29m", hidden_size=32, num_heads=2, task_emb_dim=32, H_layers=1, L_layers=1,
+    config = HrmConfig.preset(preset, hidden_size=32, num_heads=2, task_emb_dim=32, H_layers=1, L_layers=1,
                               halt_max_steps=4 if halting else 1)
     model = Hrm(config)
     if halting:
@@ -52,11 +52,12 @@ def taxi_observations(n: int) -> list:
     return out
 
 
-@pytest.mark.parametrize("precision", ["none", "bf16"])
-def test_log_probs_are_those_of_the_acting_policy_with_adaptive_halting(precision):
+@pytest.mark.parametrize("precision, preset", [("none", "agent-29m"), ("bf16", "agent-29m"),
+                                               ("none", "agent-29m-long")])
+def test_log_probs_are_those_of_the_acting_policy_with_adaptive_halting(precision, preset):
     """RL's forward pass (`forward_rows`, as rollouts and updates run it) is the acting policy's, in either precision
-    (bf16 is what "auto" runs on a CPU with AMX or AVX512-BF16)."""
-    model = small_student(seed=1)
+    (bf16 is what "auto" runs on a CPU with AMX or AVX512-BF16), with either answer head (the long preset copies)."""
+    model = small_student(seed=1, preset=preset)
     policy = HrmPolicy(model, precision=precision)
     observations = taxi_observations(12)
     acting = torch.log_softmax(policy.action_scores(observations), -1)

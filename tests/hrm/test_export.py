@@ -50,8 +50,9 @@ def exported(request, tmp_path_factory):
     return model, report
 
 
-def test_exportable_hrm_decides_as_predict_does_with_rows_halting_at_different_segments():
-    model = halting_model(halt_max_steps=5)
+@pytest.mark.parametrize("head", [{}, {"copy_head": True, "answer_len": 2}])
+def test_exportable_hrm_decides_as_predict_does_with_rows_halting_at_different_segments(head):
+    model = halting_model(halt_max_steps=5, **head)
     batch = random_batch(model.config, batch_size=16)
     for max_steps in (None, 2):  # the model's own bound, and a tighter one
         expected = model.predict(batch, adaptive=True, max_steps=max_steps)

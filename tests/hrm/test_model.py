@@ -199,9 +199,9 @@ def _sharp_model(config, dtype: torch.dtype = torch.float32) -> Hrm:
 # the recurrence grows that to ~1e-4 in 5 segments: the ACT runs compare in fp64, fp32 is held to 1e-5 for one segment.
 
 
-@pytest.mark.parametrize("pos_encoding", ["rope", "learned"])
-def test_with_lengths_each_row_predicts_as_it_would_alone(pos_encoding):
-    config = tiny_config(seq_len=8, answer_len=2, halt_max_steps=5, pos_encoding=pos_encoding)
+@pytest.mark.parametrize("pos_encoding, copy_head", [("rope", False), ("learned", False), ("rope", True)])
+def test_with_lengths_each_row_predicts_as_it_would_alone(pos_encoding, copy_head):
+    config = tiny_config(seq_len=8, answer_len=2, halt_max_steps=5, pos_encoding=pos_encoding, copy_head=copy_head)
     batch = _with_lengths(config, [8, 3, 5, 2, 6, 4], seed=3)
     model = _sharp_model(config)
     one_segment = model.predict(batch, adaptive=False, max_steps=1)
@@ -220,10 +220,10 @@ def test_with_lengths_each_row_predicts_as_it_would_alone(pos_encoding):
             torch.testing.assert_close(getattr(together, name)[i], getattr(alone, name)[0], atol=1e-9, rtol=1e-9)
 
 
-@pytest.mark.parametrize("pos_encoding", ["rope", "learned"])
-def test_with_lengths_the_act_carry_gives_each_row_its_own_outputs(pos_encoding):
+@pytest.mark.parametrize("pos_encoding, copy_head", [("rope", False), ("learned", False), ("rope", True)])
+def test_with_lengths_the_act_carry_gives_each_row_its_own_outputs(pos_encoding, copy_head):
     config = tiny_config(seq_len=8, answer_len=2, halt_max_steps=8, halt_exploration_prob=0.0,
-                         pos_encoding=pos_encoding)
+                         pos_encoding=pos_encoding, copy_head=copy_head)
     model = _sharp_model(config, torch.float64).train()
     first = _with_lengths(config, [3, 6], seed=1)  # rows A, B
     c_and_d = _with_lengths(config, [8, 2], seed=2)  # C replaces A after 2 segments, D is never loaded
@@ -252,6 +252,46 @@ def test_with_lengths_the_act_carry_gives_each_row_its_own_outputs(pos_encoding)
         ref, got = alone(batch, source, segments), outputs[segment]
         for name in ("logits", "q_halt_logits", "q_continue_logits", "target_q_continue"):
             torch.testing.assert_close(getattr(got, name)[row], getattr(ref, name)[0], atol=1e-9, rtol=1e-9)
+
+
+def _copy_batch(generator: torch.Generator, first_tokens: torch.Tensor, size: int, vocab: int = 64):
+    """Returns a batch of 6 random tokens, the last an answer slot, labelled with the first: a copying task."""
+    inputs = torch.randint(1, vocab, (size, 6), generator=generator)
+    inputs[:, 0] = first_tokens[torch.randint(0, len(first_tokens), (size,), generator=generator)]
+    inputs[:, -1] = 0
+    return {"inputs": inputs, "labels": inputs[:, :1].clone(), "task_ids": torch.zeros(size, dtype=torch.long)}
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_copy_head_answers_with_input_tokens_it_never_answered_with_in_training():
+    seen, unseen = torch.arange(1, 32), torch.arange(32, 64)  # tokens copied in training / only at evaluation
+    accuracy = {}
+    for copy_head in (False, True):
+        torch.manual_seed(0)
+        model = Hrm(tiny_config(vocab_size=64, answer_len=1, num_tasks=1, halt_max_steps=1, copy_head=copy_head))
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(300):
+            batch = _copy_batch(generator, seen, 64)
+            _, out = model(model.initial_carry(batch), batch)
+            loss = torch.nn.functional.cross_entropy(out.logits[:, -1], batch["labels"][:, 0])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        for name, tokens in (("seen", seen), ("unseen", unseen)):
+            batch = _copy_batch(torch.Generator().manual_seed(1), tokens, 256)
+            predicted = model.eval().predict(batch).logits[:, -1].argmax(-1)
+            accuracy[copy_head, name] = (predicted == batch["labels"][:, 0]).float().mean().item()
+    assert accuracy[False, "seen"] > 0.95 and accuracy[True, "seen"] > 0.95
+    assert accuracy[False, "unseen"] < 0.1  # a vocabulary head never learnt to answer with these tokens
+    assert accuracy[True, "unseen"] > 0.95  # the copy head points at them
+    probs = model.predict(batch).logits.exp().sum(-1)  # the head's log-probabilities are normalised
+    torch.testing.assert_close(probs, torch.ones_like(probs))
+
+
+def test_the_copy_head_needs_answer_slots_and_tokens_before_them():
+    with pytest.raises(ValueError, match="answer_len"):
+        tiny_config(copy_head=True)
 
 
 def test_with_lengths_only_the_prefix_and_the_longest_rows_columns_are_computed():
