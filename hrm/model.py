@@ -354,7 +354,7 @@ class Hrm(nn.Module):
         W = x.shape[1] - cfg.task_emb_len
         z_H, z_L = self.segment(self._keep(full_H, W), self._keep(full_L, W), x, mask)  # (B, P+W, D)
         q_halt, q_continue = self.q_values(z_H)
-        output = HrmOutput(self.answer(z_H, data["inputs"][:, -W:], mask), q_halt, q_continue)
+        output = HrmOutput(self.answer(z_H, self.column_ids(data, x), mask), q_halt, q_continue)
 
         with torch.no_grad():
             steps = steps + 1
