@@ -137,9 +137,11 @@ def initial_student(args: DistillArgs, config: HrmConfig) -> Hrm:
     if args.init_from is None:
         return model
     state = load_checkpoint(args.init_from)
-    if model_config_from(state, args.init_from) != config:
+    theirs, ours = model_config_from(state, args.init_from).to_dict(), config.to_dict()
+    differ = ", ".join(f"{k} {theirs[k]} there, {ours[k]} here" for k in ours if theirs[k] != ours[k])
+    if differ:
         raise UsageError(f"--init-from {args.init_from} holds a student of another architecture than this run's "
-                         f"{args.preset} (width, input length or ACT bound differ): drop --init-from or match them")
+                         f"{args.preset} ({differ}): drop --init-from or match them")
     model.load_state_dict(state["model"])
     return model
 
